@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources, one job each. Components never import ``stacks`` or ``workloads``."""

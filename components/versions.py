@@ -1,0 +1,150 @@
+"""Every chart, manifest and image version the platform deploys, in one place.
+
+Bump a version here and nowhere else. Where an add-on installs CRDs, its version matches the CRD
+release in ``shared/crds/SOURCES.md`` so the offline plan validates against the same schema the
+cluster will serve. ``CRD_SOURCES`` lists the upstream CRD files that ``mlp crds fetch`` downloads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True)
+class ChartPin:
+    """A Helm chart pinned to one version.
+
+    Attributes:
+        chart: Chart name in its repository (or the full ``oci://`` reference).
+        version: Exact chart version.
+        repository: Helm repository URL; empty for ``oci://`` charts.
+        app_version: Version of the application the chart deploys, for humans and docs.
+
+    """
+
+    chart: str
+    version: str
+    repository: str
+    app_version: str
+
+
+@dataclass(frozen=True)
+class ImagePin:
+    """A container image pinned to one tag."""
+
+    repository: str
+    tag: str
+
+    @property
+    def ref(self) -> str:
+        """The ``repository:tag`` reference."""
+        return f"{self.repository}:{self.tag}"
+
+
+CHARTS: Final[dict[str, ChartPin]] = {
+    "nvidia-device-plugin": ChartPin(
+        "nvidia-device-plugin", "0.18.0", "https://nvidia.github.io/k8s-device-plugin", "v0.18.0"
+    ),
+    "gpu-operator": ChartPin("gpu-operator", "v26.7.0", "https://helm.ngc.nvidia.com/nvidia", "v26.7.0"),
+    "dcgm-exporter": ChartPin(
+        "dcgm-exporter", "4.6.0", "https://nvidia.github.io/dcgm-exporter/helm-charts", "4.4.1-4.6.0"
+    ),
+    "kube-prometheus-stack": ChartPin(
+        "kube-prometheus-stack",
+        "80.0.0",
+        "https://prometheus-community.github.io/helm-charts",
+        "prometheus-operator v0.93.0",
+    ),
+    "cluster-autoscaler": ChartPin(
+        "cluster-autoscaler", "9.52.1", "https://kubernetes.github.io/autoscaler", "1.34.1"
+    ),
+    "cert-manager": ChartPin("cert-manager", "v1.21.1", "https://charts.jetstack.io", "v1.21.1"),
+    "kserve-crd": ChartPin("oci://ghcr.io/kserve/charts/kserve-crd", "v0.20.0", "", "v0.20.0"),
+    "kserve": ChartPin("oci://ghcr.io/kserve/charts/kserve", "v0.20.0", "", "v0.20.0"),
+    "argo-events": ChartPin("argo-events", "2.4.16", "https://argoproj.github.io/argo-helm", "v1.9.11"),
+    "minio": ChartPin("minio", "5.4.0", "https://charts.min.io/", "RELEASE.2024-12-18T13-15-44Z"),
+    "mlflow": ChartPin("mlflow", "1.8.1", "https://community-charts.github.io/helm-charts", "3.17.2"),
+    "qdrant": ChartPin("qdrant", "1.15.5", "https://qdrant.github.io/qdrant-helm", "v1.15.5"),
+    "milvus": ChartPin("milvus", "5.0.6", "https://zilliztech.github.io/milvus-helm/", "v2.6.4"),
+}
+"""Helm charts by the name the platform uses for them."""
+
+MANIFESTS: Final[dict[str, str]] = {
+    "kubeflow-pipelines": "2.17.0",
+    "katib": "v0.19.0",
+    "knative-serving": "knative-v1.23.0",
+}
+"""Add-ons installed from upstream manifests rather than charts: release tags."""
+
+IMAGES: Final[dict[str, ImagePin]] = {
+    "cuda-sample": ImagePin("nvcr.io/nvidia/k8s/cuda-sample", "vectoradd-cuda12.5.0-ubuntu22.04"),
+    "kind-node": ImagePin("kindest/node", "v1.33.1"),
+}
+"""Container images the platform references directly."""
+
+CRD_RELEASES: Final[dict[str, tuple[str, str]]] = {
+    "argo-events": ("argoproj/argo-events", "v1.9.11"),
+    "cert-manager": ("cert-manager/cert-manager", "v1.21.1"),
+    "gpu-operator": ("NVIDIA/gpu-operator", "v26.7.0"),
+    "karpenter": ("aws/karpenter-provider-aws", "v1.14.1"),
+    "katib": ("kubeflow/katib", "v0.19.0"),
+    "knative-serving": ("knative/serving", "knative-v1.23.0"),
+    "kserve": ("kserve/kserve", "v0.20.0"),
+    "kubeflow-pipelines": ("kubeflow/pipelines", "2.17.0"),
+    "milvus-operator": ("zilliztech/milvus-operator", "v1.3.8"),
+    "prometheus-operator": ("prometheus-operator/prometheus-operator", "v0.93.0"),
+}
+"""Upstream repository and release tag of each CRD set the plan validates against."""
+
+CRD_SOURCES: Final[dict[str, list[str]]] = {
+    "argo-events": [
+        "manifests/base/crds/argoproj.io_eventsources.yaml",
+        "manifests/base/crds/argoproj.io_sensors.yaml",
+        "manifests/base/crds/argoproj.io_eventbus.yaml",
+        "api/jsonschema/schema.json",
+    ],
+    "cert-manager": [
+        "deploy/crds/cert-manager.io_certificates.yaml",
+        "deploy/crds/cert-manager.io_issuers.yaml",
+        "deploy/crds/cert-manager.io_clusterissuers.yaml",
+    ],
+    "gpu-operator": ["deployments/gpu-operator/crds/nvidia.com_clusterpolicies.yaml"],
+    "karpenter": [
+        "pkg/apis/crds/karpenter.sh_nodepools.yaml",
+        "pkg/apis/crds/karpenter.k8s.aws_ec2nodeclasses.yaml",
+        "pkg/apis/crds/karpenter.sh_nodeclaims.yaml",
+    ],
+    "katib": [
+        "manifests/v1beta1/components/crd/experiment.yaml",
+        "manifests/v1beta1/components/crd/suggestion.yaml",
+        "manifests/v1beta1/components/crd/trial.yaml",
+        "api/openapi-spec/swagger.json",
+    ],
+    "knative-serving": [
+        "config/core/300-resources/service.yaml",
+        "config/core/300-resources/configuration.yaml",
+        "config/core/300-resources/revision.yaml",
+        "config/core/300-resources/route.yaml",
+    ],
+    "kserve": [
+        "config/crd/full/serving.kserve.io_inferenceservices.yaml",
+        "config/crd/full/serving.kserve.io_servingruntimes.yaml",
+        "config/crd/full/serving.kserve.io_clusterservingruntimes.yaml",
+        "config/crd/full/serving.kserve.io_inferencegraphs.yaml",
+        "config/crd/full/serving.kserve.io_trainedmodels.yaml",
+    ],
+    "kubeflow-pipelines": [
+        "manifests/kustomize/base/pipeline/cluster-scoped/scheduled-workflow-crd.yaml",
+        "manifests/kustomize/base/pipeline/cluster-scoped/viewer-crd.yaml",
+    ],
+    "milvus-operator": ["config/crd/bases/milvus.io_milvuses.yaml"],
+    "prometheus-operator": [
+        "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml",
+        "example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml",
+        "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
+    ],
+}
+"""Paths (relative to the release tag) of the upstream CRD and API schema files."""
+
+MLPLATFORM_VERSION: Final = "0.1.0"

@@ -1,0 +1,1 @@
+"""The ``mlp`` command line: plan stacks offline, report GPU cost, run the workloads."""

@@ -1,0 +1,5 @@
+"""Allow ``python -m mlp``."""
+
+from mlp.cli import main
+
+main()

@@ -1,0 +1,69 @@
+"""Entry point of the ``mlp`` command.
+
+Subcommands live in ``mlp.commands.<name>`` and are imported only when invoked, so ``mlp --help``
+stays fast and one area's heavy imports (Pulumi SDKs, torch, MLflow) never slow another's.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> (module, attribute, one-line help). The help is repeated here so `mlp --help` does not
+# import every command module.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "plan": ("mlp.commands.plan", "plan", "Run a stack's program under mocks, render and validate it."),
+    "crds": ("mlp.commands.crds", "crds", "Manage the CRD schemas the offline plan validates against."),
+    "config": ("mlp.commands.config", "config", "Check a stack's configuration, list its keys."),
+    "cost": ("mlp.commands.cost", "cost", "GPU pool cost: on-demand vs spot, scale-to-zero savings."),
+    "bench": ("mlp.commands.bench", "bench", "Benchmarks: GPU, vector databases, inference."),
+    "gpu": ("mlp.commands.gpu", "gpu", "GPU scheduling workloads: smoke test, sharing demo."),
+    "demo": ("mlp.commands.demo", "demo", "Run the whole ML lifecycle locally: tune, train, register."),
+    "pipeline": ("mlp.commands.pipeline", "pipeline", "Compile and run the training pipeline."),
+    "tune": ("mlp.commands.tune", "tune", "Hyperparameter tuning: Optuna locally, Katib on clusters."),
+    "lineage": ("mlp.commands.lineage", "lineage", "Show the lineage of a registered model version."),
+    "rag": ("mlp.commands.rag", "rag", "RAG over the lab's docs and experiment results."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module only when that subcommand runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: D102
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:  # noqa: D102
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attr, short_help = COMMANDS[cmd_name]
+        if ctx.resilient_parsing or _listing_help(ctx):
+            return click.Command(cmd_name, short_help=short_help, help=short_help)
+        module = importlib.import_module(module_name)
+        command: click.Command = getattr(module, attr)
+        return command
+
+
+def _listing_help(ctx: click.Context) -> bool:
+    """True while click renders the group's own ``--help`` page."""
+    return bool(ctx.meta.get("mlp.listing"))
+
+
+class _Main(LazyGroup):
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        ctx.meta["mlp.listing"] = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            ctx.meta["mlp.listing"] = False
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mlplatform")
+def main() -> None:
+    """A GPU-ready ML platform as code.
+
+    Provision with `pulumi up --stack dev|aks|eks`; check a stack offline with `mlp plan`;
+    run the ML lifecycle on embedded engines with `mlp demo`, or against a stack's outputs
+    with `--target <stack>` on the workload commands.
+    """

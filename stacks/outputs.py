@@ -1,0 +1,56 @@
+"""The output contract between the Pulumi program and the workloads.
+
+Every stack output key is a constant here. ``__main__`` exports with them, workloads read with
+them, tests assert on them. Nothing else spells an output key. This module imports nothing from
+Pulumi so workloads can use it without the infrastructure SDKs loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Cluster
+TARGET: Final = "target"
+"""Which target the stack was built for: ``dev``, ``aks`` or ``eks``."""
+CLUSTER_NAME: Final = "clusterName"
+KUBERNETES_VERSION: Final = "kubernetesVersion"
+KUBECONFIG: Final = "kubeconfig"
+"""Kubeconfig of the cluster (secret)."""
+STORAGE_CLASS: Final = "storageClass"
+GPU_POOLS: Final = "gpuPools"
+"""List of ``{name, gpuModel, gpuCount, labels, taints, minCount, maxCount, spot}`` per GPU pool."""
+GPU_TOLERATIONS: Final = "gpuTolerations"
+"""Kubernetes tolerations a pod needs to land on any GPU pool."""
+
+# Platform services
+KFP_ENDPOINT: Final = "kfpEndpoint"
+MLFLOW_TRACKING_URI: Final = "mlflowTrackingUri"
+S3_ENDPOINT: Final = "s3Endpoint"
+S3_BUCKET: Final = "s3Bucket"
+S3_ACCESS_KEY_ID: Final = "s3AccessKeyId"
+S3_SECRET_ACCESS_KEY: Final = "s3SecretAccessKey"
+"""Object-storage secret key (secret)."""
+KATIB_NAMESPACE: Final = "katibNamespace"
+KSERVE_NAMESPACE: Final = "kserveNamespace"
+PROMETHEUS_URL: Final = "prometheusUrl"
+GRAFANA_URL: Final = "grafanaUrl"
+GRAFANA_ADMIN_PASSWORD: Final = "grafanaAdminPassword"
+"""Grafana admin password (secret)."""
+
+# Vector databases
+QDRANT_URL: Final = "qdrantUrl"
+QDRANT_API_KEY: Final = "qdrantApiKey"
+"""Qdrant API key (secret)."""
+MILVUS_URI: Final = "milvusUri"
+MILVUS_TOKEN: Final = "milvusToken"
+"""Milvus root token ``root:<password>`` (secret)."""
+
+SECRET_KEYS: Final = frozenset(
+    {KUBECONFIG, S3_SECRET_ACCESS_KEY, GRAFANA_ADMIN_PASSWORD, QDRANT_API_KEY, MILVUS_TOKEN}
+)
+"""Outputs that must be exported as Pulumi secrets."""
+
+ALL_KEYS: Final = frozenset(
+    value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str)
+)
+"""Every output key of the contract."""
