@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "tune": ("mlp.commands.tune", "tune", "Hyperparameter tuning: Optuna locally, Katib on clusters."),
     "lineage": ("mlp.commands.lineage", "lineage", "Show the lineage of a registered model version."),
     "rag": ("mlp.commands.rag", "rag", "RAG over the lab's docs and experiment results."),
+    "vectordb": ("mlp.commands.vectordb", "vectordb", "Vector database operations: snapshots, restore."),
 }
 
 

@@ -72,9 +72,9 @@ class MigConfig(_Model):
 class SharingConfig(_Model):
     """GPU sharing of one pool; leave empty for whole GPUs."""
 
-    time_slicing: TimeSlicingConfig | None = None
-    mps: MpsConfig | None = None
-    mig: MigConfig | None = None
+    time_slicing: TimeSlicingConfig | None = Field(None, description="Time-slicing settings.")
+    mps: MpsConfig | None = Field(None, description="MPS settings.")
+    mig: MigConfig | None = Field(None, description="MIG settings (time-slicing may be added on top).")
 
 
 class GpuPoolConfig(_Model):
@@ -108,9 +108,9 @@ class GpuPoolConfig(_Model):
 class AksSystemPoolConfig(_Model):
     """The AKS system pool (on-demand, critical add-ons only)."""
 
-    vm_size: str = "Standard_D4s_v5"
-    min_count: int = Field(1, ge=1)
-    max_count: int = Field(3, ge=1)
+    vm_size: str = Field("Standard_D4s_v5", description="VM size of the system nodes (a CPU size).")
+    min_count: int = Field(1, ge=1, description="Minimum system nodes.")
+    max_count: int = Field(3, ge=1, description="Maximum system nodes.")
     spot: bool = Field(False, description="Must stay false: AKS system pools cannot be spot.")
 
 
@@ -118,8 +118,12 @@ class AksConfig(_Model):
     """Azure Kubernetes Service settings."""
 
     location: str | None = Field(None, description="Azure region, e.g. westeurope.")
-    sku_tier: Literal["Free", "Standard", "Premium"] = "Free"
-    system_pool: AksSystemPoolConfig = Field(default_factory=AksSystemPoolConfig)
+    sku_tier: Literal["Free", "Standard", "Premium"] = Field(
+        "Free", description="Control-plane tier; Standard adds the uptime SLA."
+    )
+    system_pool: AksSystemPoolConfig = Field(
+        default_factory=AksSystemPoolConfig, description="The on-demand system pool."
+    )
     api_server_authorized_ranges: list[str] = Field(
         default_factory=list, description="CIDRs allowed to reach the API server."
     )
@@ -131,28 +135,39 @@ class AksConfig(_Model):
 class EksSystemNodeGroupConfig(_Model):
     """The EKS on-demand system node group."""
 
-    instance_types: list[str] = Field(default_factory=lambda: ["m6i.large"])
-    min_size: int = Field(1, ge=1)
-    max_size: int = Field(3, ge=1)
-    desired_size: int = Field(2, ge=1)
+    instance_types: list[str] = Field(
+        default_factory=lambda: ["m6i.large"], description="On-demand CPU instance types."
+    )
+    min_size: int = Field(1, ge=1, description="Minimum system nodes.")
+    max_size: int = Field(3, ge=1, description="Maximum system nodes.")
+    desired_size: int = Field(2, ge=1, description="Initial system nodes.")
 
 
 class EksConfig(_Model):
     """Amazon EKS settings."""
 
     region: str | None = Field(None, description="AWS region, e.g. us-west-2.")
-    vpc_cidr: str = "10.0.0.0/16"
-    availability_zone_count: int = Field(3, ge=2, le=3)
-    system_node_group: EksSystemNodeGroupConfig = Field(default_factory=EksSystemNodeGroupConfig)
-    endpoint_public_access: bool = True
-    endpoint_private_access: bool = True
-    public_access_cidrs: list[str] = Field(default_factory=list)
-    allow_public_api_server: bool = False
+    vpc_cidr: str = Field("10.0.0.0/16", description="VPC address block (/16 to /20).")
+    availability_zone_count: int = Field(3, ge=2, le=3, description="Availability zones the VPC spans.")
+    system_node_group: EksSystemNodeGroupConfig = Field(
+        default_factory=EksSystemNodeGroupConfig, description="The on-demand system node group."
+    )
+    endpoint_public_access: bool = Field(True, description="Expose the API endpoint publicly.")
+    endpoint_private_access: bool = Field(True, description="Expose the API endpoint inside the VPC.")
+    public_access_cidrs: list[str] = Field(
+        default_factory=list, description="CIDRs allowed to reach the public endpoint."
+    )
+    allow_public_api_server: bool = Field(
+        False, description="Opt in to a public endpoint reachable from anywhere."
+    )
     autoscaler: Literal["cluster-autoscaler"] = Field(
         "cluster-autoscaler", description="GPU node autoscaler (see adr/0003)."
     )
     enabled_log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = (
-        Field(default_factory=lambda: ["api", "audit", "authenticator"])
+        Field(
+            default_factory=lambda: ["api", "audit", "authenticator"],
+            description="Control-plane log types sent to CloudWatch.",
+        )
     )
 
 
@@ -161,8 +176,8 @@ class LocalConfig(_Model):
 
     kube_context: str | None = Field(None, description="Existing kube context; None uses the current one.")
     create_kind: bool = Field(False, description="Create a kind cluster instead of using a context.")
-    kind_cluster_name: str = "mlplatform"
-    storage_class: str = "standard"
+    kind_cluster_name: str = Field("mlplatform", description="Name of the kind cluster to create.")
+    storage_class: str = Field("standard", description="Default storage class of the local cluster.")
 
 
 # --- Platform add-ons ------------------------------------------------------------------------
@@ -175,41 +190,43 @@ class GpuConfig(_Model):
         "device-plugin",
         description="device-plugin where nodes have drivers (AKS, EKS NVIDIA AMIs); gpu-operator otherwise.",
     )
-    dcgm_exporter: bool = True
+    dcgm_exporter: bool = Field(True, description="Install the DCGM exporter on GPU nodes.")
 
 
 class ObservabilityConfig(_Model):
     """Prometheus, Grafana and alerting."""
 
-    enabled: bool = True
-    retention: str = Field("7d", pattern=r"^\d+[hdw]$")
-    storage_size_gi: int = Field(20, ge=1)
+    enabled: bool = Field(True, description="Install Prometheus, Grafana and the alert rules.")
+    retention: str = Field("7d", pattern=r"^\d+[hdw]$", description="Prometheus retention, e.g. 7d.")
+    storage_size_gi: int = Field(20, ge=1, description="Prometheus volume size in GiB.")
 
 
 class QdrantConfig(_Model):
     """Qdrant vector database."""
 
-    enabled: bool = True
-    replicas: int = Field(1, ge=1)
-    shard_number: int = Field(1, ge=1)
-    replication_factor: int = Field(1, ge=1)
-    storage_size_gi: int = Field(10, ge=1)
+    enabled: bool = Field(True, description="Install Qdrant.")
+    replicas: int = Field(1, ge=1, description="Qdrant pods (distributed mode above 1).")
+    shard_number: int = Field(1, ge=1, description="Default shard number of new collections.")
+    replication_factor: int = Field(1, ge=1, description="Default replication factor of new collections.")
+    storage_size_gi: int = Field(10, ge=1, description="Volume size per pod in GiB.")
     snapshot_schedule: str = Field("0 3 * * *", description="Cron schedule of collection snapshots.")
 
 
 class MilvusConfig(_Model):
     """Milvus vector database."""
 
-    enabled: bool = True
-    mode: Literal["standalone", "cluster"] = "standalone"
-    storage_size_gi: int = Field(10, ge=1)
+    enabled: bool = Field(True, description="Install Milvus.")
+    mode: Literal["standalone", "cluster"] = Field(
+        "standalone", description="standalone (one pod) or cluster (separate coordinators and nodes)."
+    )
+    storage_size_gi: int = Field(10, ge=1, description="Volume size in GiB.")
 
 
 class VectorDbConfig(_Model):
     """Vector databases."""
 
-    qdrant: QdrantConfig = Field(default_factory=QdrantConfig)
-    milvus: MilvusConfig = Field(default_factory=MilvusConfig)
+    qdrant: QdrantConfig = Field(default_factory=QdrantConfig, description="Qdrant settings.")
+    milvus: MilvusConfig = Field(default_factory=MilvusConfig, description="Milvus settings.")
 
 
 # --- The whole stack -------------------------------------------------------------------------
@@ -220,15 +237,19 @@ class PlatformConfig(_Model):
 
     target: Literal["dev", "aks", "eks"] = Field(description="Where the cluster runs.")
     kubernetes_version: str = Field("1.33", description="Kubernetes minor version, e.g. 1.33.")
-    cluster_name: str = Field("mlplatform", pattern=r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+    cluster_name: str = Field(
+        "mlplatform", pattern=r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$", description="Base name of the cluster."
+    )
     tags: dict[str, str] = Field(default_factory=dict, description="Cloud tags on every resource.")
-    local: LocalConfig = Field(default_factory=LocalConfig)
-    aks: AksConfig = Field(default_factory=AksConfig)
-    eks: EksConfig = Field(default_factory=EksConfig)
-    gpu_pools: list[GpuPoolConfig] = Field(default_factory=list)
-    gpu: GpuConfig = Field(default_factory=GpuConfig)
-    observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
-    vectordb: VectorDbConfig = Field(default_factory=VectorDbConfig)
+    local: LocalConfig = Field(default_factory=LocalConfig, description="Local cluster (target dev).")
+    aks: AksConfig = Field(default_factory=AksConfig, description="AKS cluster (target aks).")
+    eks: EksConfig = Field(default_factory=EksConfig, description="EKS cluster (target eks).")
+    gpu_pools: list[GpuPoolConfig] = Field(default_factory=list, description="GPU node pools.")
+    gpu: GpuConfig = Field(default_factory=GpuConfig, description="GPU software.")
+    observability: ObservabilityConfig = Field(
+        default_factory=ObservabilityConfig, description="Metrics, dashboards, alerts."
+    )
+    vectordb: VectorDbConfig = Field(default_factory=VectorDbConfig, description="Vector databases.")
 
     @property
     def kubernetes_minor(self) -> int:

@@ -1,0 +1,337 @@
+"""Config validation: every invalid configuration is rejected with its key path and a fix."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import yaml
+
+from stacks.config import (
+    NAMESPACE,
+    ConfigError,
+    PlatformConfig,
+    load_stack_file,
+    parse_config,
+    project_root,
+)
+
+AKS: dict[str, Any] = {
+    "target": "aks",
+    "kubernetesVersion": "1.33",
+    "aks": {"location": "westeurope", "apiServerAuthorizedRanges": ["203.0.113.0/24"]},
+    "gpuPools": [{"name": "t4", "vmSize": "Standard_NC4as_T4_v3", "maxCount": 2, "spotMaxPrice": -1}],
+}
+EKS: dict[str, Any] = {
+    "target": "eks",
+    "eks": {"region": "us-west-2", "publicAccessCidrs": ["203.0.113.0/24"]},
+    "gpuPools": [{"name": "g5", "instanceTypes": ["g5.xlarge", "g5.2xlarge"], "maxCount": 2}],
+}
+DEV: dict[str, Any] = {"target": "dev", "gpuPools": [{"name": "local", "gpuModel": "T4"}]}
+
+
+def with_changes(base: dict[str, Any], *edits: tuple[str, Any]) -> dict[str, Any]:
+    """Copy ``base`` and set dotted paths (``gpuPools.0.maxCount``); value ``...`` deletes."""
+    data = copy.deepcopy(base)
+    for path, value in edits:
+        *parents, last = path.split(".")
+        node: Any = data
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        if value is ...:
+            del node[last]
+        elif isinstance(node, list):
+            index = int(last)
+            if index == len(node):
+                node.append(value)
+            else:
+                node[index] = value
+        else:
+            node[last] = value
+    return data
+
+
+def issues_of(raw: dict[str, Any]) -> list[tuple[str, str, str]]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, "test")
+    return [(i.path, i.message, i.fix) for i in caught.value.issues]
+
+
+INVALID = [
+    pytest.param(
+        with_changes(AKS, ("gpuPools.0.minCount", 3), ("gpuPools.0.maxCount", 1)),
+        "gpuPools[0].minCount",
+        "greater than maxCount",
+        id="pool-min-above-max",
+    ),
+    pytest.param(with_changes(AKS, ("gpuPools.0.maxCount", 0)), "gpuPools[0].maxCount", "maxCount is 0", id="max-0"),
+    pytest.param(
+        with_changes(AKS, ("gpuPools.0.vmSize", "Standard_D4s_v5")), "gpuPools[0].vmSize", "has no GPU", id="aks-cpu-size"
+    ),
+    pytest.param(
+        with_changes(AKS, ("gpuPools.0.vmSize", "Standard_Bogus_v9")),
+        "gpuPools[0].vmSize",
+        "not a known Azure GPU VM size",
+        id="aks-unknown-size",
+    ),
+    pytest.param(
+        with_changes(EKS, ("gpuPools.0.instanceTypes", ["g5.xlarge", "m5.large"])),
+        "gpuPools[0].instanceTypes[1]",
+        "has no GPU",
+        id="eks-cpu-instance",
+    ),
+    pytest.param(
+        with_changes(AKS, ("gpuPools.0.spotMaxPrice", -2)),
+        "gpuPools[0].spotMaxPrice",
+        "not a valid AKS spot max price",
+        id="spot-price-negative",
+    ),
+    pytest.param(
+        with_changes(AKS, ("gpuPools.0.spotMaxPrice", 0.123456)),
+        "gpuPools[0].spotMaxPrice",
+        "not a valid AKS spot max price",
+        id="spot-price-6-decimals",
+    ),
+    pytest.param(
+        with_changes(AKS, ("aks.systemPool", {"spot": True})),
+        "aks.systemPool.spot",
+        "cannot use spot",
+        id="aks-spot-system-pool",
+    ),
+    pytest.param(
+        with_changes(EKS, ("gpuPools.0.amiType", "AL2023_x86_64_STANDARD")),
+        "gpuPools[0].amiType",
+        "no NVIDIA driver",
+        id="eks-non-nvidia-ami",
+    ),
+    pytest.param(with_changes(AKS, ("target", "gke")), "target", "Input should be", id="unknown-target"),
+    pytest.param(with_changes(AKS, ("gpuPool", [])), "gpuPool", "unknown key 'gpuPool'", id="misspelled-top-key"),
+    pytest.param(
+        with_changes(AKS, ("gpuPools.0.maxCnt", 2)), "gpuPools[0].maxCnt", "unknown key 'maxCnt'", id="misspelled-pool-key"
+    ),
+    pytest.param(with_changes(AKS, ("aks.location", ...)), "aks.location", "required for target aks", id="aks-no-location"),
+    pytest.param(with_changes(EKS, ("eks.region", ...)), "eks.region", "required for target eks", id="eks-no-region"),
+    pytest.param(
+        with_changes(AKS, ("kubernetesVersion", "1.33.x")),
+        "kubernetesVersion",
+        "not a Kubernetes minor version",
+        id="k8s-version-malformed",
+    ),
+    pytest.param(
+        with_changes(AKS, ("kubernetesVersion", "1.12")), "kubernetesVersion", "not supported", id="k8s-version-old"
+    ),
+    pytest.param(
+        with_changes(AKS, ("aks.apiServerAuthorizedRanges", ["0.0.0.0/0"])),
+        "aks.apiServerAuthorizedRanges",
+        "open to 0.0.0.0/0",
+        id="aks-open-api",
+    ),
+    pytest.param(
+        with_changes(AKS, ("aks.apiServerAuthorizedRanges", [])),
+        "aks.apiServerAuthorizedRanges",
+        "open to 0.0.0.0/0",
+        id="aks-no-ranges",
+    ),
+    pytest.param(
+        with_changes(EKS, ("eks.publicAccessCidrs", ["0.0.0.0/0"])),
+        "eks.publicAccessCidrs",
+        "open to 0.0.0.0/0",
+        id="eks-open-api",
+    ),
+    pytest.param(
+        with_changes(EKS, ("gpuPools.0.spotMaxPrice", 0.5)),
+        "gpuPools[0].spotMaxPrice",
+        "take no spot max price",
+        id="eks-spot-price",
+    ),
+    pytest.param(
+        with_changes(EKS, ("gpuPools.0.instanceTypes", ["g5.xlarge", "g6.xlarge"])),
+        "gpuPools[0].instanceTypes",
+        "mix GPU models",
+        id="eks-mixed-models",
+    ),
+    pytest.param(
+        with_changes(AKS, ("gpuPools.1", {"name": "t4", "vmSize": "Standard_NC4as_T4_v3"})),
+        "gpuPools[1].name",
+        "used twice",
+        id="duplicate-pool",
+    ),
+    pytest.param(
+        with_changes(AKS, ("aks.apiServerAuthorizedRanges", ["10.0.0.300/24"])),
+        "aks.apiServerAuthorizedRanges[0]",
+        "not a CIDR",
+        id="bad-cidr",
+    ),
+    pytest.param(
+        with_changes(AKS, ("gpuPools.0.name", "GPU_Pool")), "gpuPools[0].name", "is not valid", id="bad-pool-name"
+    ),
+    pytest.param(
+        with_changes(AKS, ("gpuPools.0.spot", False), ("gpuPools.0.spotMaxPrice", 0.5)),
+        "gpuPools[0].spotMaxPrice",
+        "not spot",
+        id="price-on-regular-pool",
+    ),
+    pytest.param(
+        with_changes(EKS, ("eks.vpcCidr", "10.0.0.0/8")), "eks.vpcCidr", "outside /16", id="eks-vpc-too-big"
+    ),
+    pytest.param(
+        with_changes(DEV, ("local", {"createKind": True, "kubeContext": "x"})),
+        "local.createKind",
+        "both set",
+        id="dev-kind-and-context",
+    ),
+    pytest.param(
+        with_changes(AKS, ("gpuPools.0.minCount", "two")), "gpuPools[0].minCount", "valid integer", id="wrong-type"
+    ),
+]
+
+SHARING_INVALID = [
+    pytest.param(
+        with_changes(AKS, ("gpuPools.0.sharing", {"timeSlicing": {"replicas": 4}, "mps": {"replicas": 2}})),
+        "gpuPools[0].sharing",
+        "time-slicing and MPS cannot be combined",
+        id="time-slicing-with-mps",
+    ),
+    pytest.param(
+        with_changes(
+            AKS,
+            ("gpuPools.0.vmSize", "Standard_NC24ads_A100_v4"),
+            ("gpuPools.0.sharing", {"mps": {"replicas": 2}, "mig": {"strategy": "single"}}),
+        ),
+        "gpuPools[0].sharing",
+        "MPS cannot be combined with MIG",
+        id="mps-with-mig",
+    ),
+    pytest.param(
+        with_changes(AKS, ("gpuPools.0.sharing", {"timeSlicing": {"replicas": 1}})),
+        "gpuPools[0].sharing.timeSlicing.replicas",
+        "shares nothing",
+        id="time-slicing-replicas-1",
+    ),
+    pytest.param(
+        with_changes(AKS, ("gpuPools.0.sharing", {"mps": {"replicas": 0}})),
+        "gpuPools[0].sharing.mps.replicas",
+        "shares nothing",
+        id="mps-replicas-0",
+    ),
+    pytest.param(
+        with_changes(AKS, ("gpuPools.0.sharing", {"mig": {"strategy": "single"}})),
+        "gpuPools[0].sharing.mig",
+        "T4 GPUs do not support MIG",
+        id="mig-on-t4",
+    ),
+    pytest.param(
+        with_changes(DEV, ("gpuPools.0.gpuModel", "none"), ("gpuPools.0.sharing", {"timeSlicing": {"replicas": 2}})),
+        "gpuPools[0].sharing",
+        "no GPU",
+        id="sharing-without-gpu",
+    ),
+    pytest.param(
+        with_changes(AKS, ("gpuPools.0.sharing", {"mig": {"strategy": "all"}})),
+        "gpuPools[0].sharing.mig.strategy",
+        "Input should be",
+        id="mig-bad-strategy",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "path", "fragment"), INVALID + SHARING_INVALID)
+def test_invalid_config_is_rejected_with_key_and_fix(raw: dict[str, Any], path: str, fragment: str) -> None:
+    found = issues_of(raw)
+    matching = [issue for issue in found if issue[0] == path and fragment in issue[1]]
+    assert matching, f"expected an issue at {path} containing {fragment!r}, got {found}"
+    assert all(fix for _, _, fix in found), "every issue carries a fix"
+
+
+def test_valid_baselines_parse() -> None:
+    for raw in (AKS, EKS, DEV):
+        cfg = parse_config(raw)
+        assert isinstance(cfg, PlatformConfig)
+        assert cfg.target == raw["target"]
+
+
+def test_time_slicing_on_mig_is_accepted() -> None:
+    raw = with_changes(
+        AKS,
+        ("gpuPools.0.vmSize", "Standard_NC24ads_A100_v4"),
+        ("gpuPools.0.sharing", {"mig": {"strategy": "mixed"}, "timeSlicing": {"replicas": 2}}),
+    )
+    cfg = parse_config(raw)
+    assert cfg.gpu_pools[0].sharing.mig is not None
+    assert cfg.gpu_pools[0].sharing.time_slicing is not None
+
+
+def test_every_error_is_reported_at_once() -> None:
+    raw = with_changes(
+        AKS,
+        ("aks.location", ...),
+        ("gpuPools.0.minCount", 5),
+        ("gpuPools.0.typo", 1),
+        ("gpuPools.1", {"name": "a10", "vmSize": "Standard_D4s_v5", "maxCount": 0}),
+        ("kubernetesVersion", "v1"),
+        ("observability", {"retention": "forever"}),
+    )
+    paths = {path for path, _, _ in issues_of(raw)}
+    assert {
+        "aks.location",
+        "gpuPools[0].typo",
+        "gpuPools[1].maxCount",
+        "gpuPools[1].vmSize",
+        "kubernetesVersion",
+        "observability.retention",
+    } <= paths
+
+
+def test_misspelled_key_suggests_the_right_one() -> None:
+    [(path, message, fix)] = issues_of(with_changes(AKS, ("gpuPools.0.maxCount", ...), ("gpuPools.0.maxCont", 2)))
+    assert path == "gpuPools[0].maxCont"
+    assert "did you mean 'maxCount'" in fix
+
+
+def test_error_message_names_namespace_key_and_fix() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(with_changes(AKS, ("gpuPools.0.maxCount", 0)), "aks")
+    text = str(caught.value)
+    assert f"{NAMESPACE}:gpuPools[0].maxCount" in text
+    assert "Fix: set maxCount >= 1" in text
+    assert "stack 'aks'" in text
+
+
+def test_pulumi_passes_objects_as_json_strings() -> None:
+    raw = {key: yaml.safe_dump(value) if key == "x" else value for key, value in AKS.items()}
+    raw["aks"] = '{"location": "westeurope", "apiServerAuthorizedRanges": ["203.0.113.0/24"]}'
+    raw["gpuPools"] = '[{"name": "t4", "vmSize": "Standard_NC4as_T4_v3", "maxCount": 2}]'
+    cfg = parse_config(raw)
+    assert cfg.aks.location == "westeurope"
+    assert cfg.gpu_pools[0].max_count == 2
+
+
+@pytest.mark.parametrize("stack", ["dev", "aks", "eks"])
+def test_shipped_stack_files_are_valid(stack: str) -> None:
+    cfg = load_stack_file(stack)
+    assert cfg.target == stack
+    assert cfg.gpu_pools, "every shipped stack has a GPU pool"
+    assert all(pool.min_count == 0 for pool in cfg.gpu_pools), "GPU pools scale from zero"
+
+
+def test_pulumi_yaml_declares_scalar_keys_with_type_default_description() -> None:
+    project = yaml.safe_load((project_root() / "Pulumi.yaml").read_text())
+    declared = project["config"]
+    for key, field in PlatformConfig.model_fields.items():
+        alias = field.alias or key
+        if field.annotation in (str,) or str(field.annotation).startswith("typing.Literal"):
+            entry = declared[f"{NAMESPACE}:{alias}"]
+            assert entry["type"] == "string"
+            assert entry["description"]
+            expected = field.get_default(call_default_factory=True) if not field.is_required() else "dev"
+            assert entry["default"] == expected
+    for key in declared:
+        assert key.split(":", 1)[1] in {f.alias or n for n, f in PlatformConfig.model_fields.items()}
+
+
+def test_every_key_has_a_description() -> None:
+    from mlp.commands.config import describe_keys
+
+    missing = [row["key"] for row in describe_keys(PlatformConfig) if not row["description"]]
+    assert missing == []
