@@ -73,6 +73,6 @@ def list_crds(crd_dir: Path | None) -> None:
     crd_dir = crd_dir or default_crd_dir()
     validator = Validator("1.33", crd_dir)
     click.echo(f"{crd_dir}: {validator.crd_count} kinds")
-    for (api_version, kind), schema in sorted(validator._crds.items()):  # noqa: SLF001
-        state = "full" if schema.structural else "no spec schema"
-        click.echo(f"  {api_version:40} {kind:28} {state:16} {schema.source}")
+    for api_version, kind, structural, source in validator.crd_kinds():
+        state = "full" if structural else "no spec schema"
+        click.echo(f"  {api_version:40} {kind:28} {state:16} {source}")

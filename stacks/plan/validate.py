@@ -157,6 +157,31 @@ def _describes_spec(schema: dict[str, Any]) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=4)
+def _index_crds(crd_dir_name: str) -> dict[tuple[str, str], _CrdSchema]:
+    """Every (apiVersion, kind) the CRD files under a directory define (parsed once per process)."""
+    crd_dir = Path(crd_dir_name)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    index: dict[tuple[str, str], _CrdSchema] = {}
+    for path in sorted(crd_dir.rglob("*.y*ml")):
+        try:
+            docs = list(yaml.load_all(path.read_text(), Loader=loader))  # noqa: S506 - a safe loader
+        except yaml.YAMLError:
+            continue
+        for doc in docs:
+            if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = doc.get("spec", {})
+            group, kind = spec.get("group"), spec.get("names", {}).get("kind")
+            for version in spec.get("versions", []):
+                schema = (version.get("schema") or {}).get("openAPIV3Schema")
+                if not schema:
+                    continue
+                rel = path.relative_to(crd_dir).as_posix()
+                index[(f"{group}/{version['name']}", kind)] = _CrdSchema(schema, rel, _describes_spec(schema))
+    return index
+
+
 class Validator:
     """Validates objects for one Kubernetes version against bundled schemas and a CRD directory.
 
@@ -175,34 +200,16 @@ class Validator:
             )
         self.schema_version = usable[-1]
         self.crd_dir = crd_dir
-        self._crds = self._index_crds(crd_dir) if crd_dir and crd_dir.is_dir() else {}
+        self._crds = _index_crds(str(crd_dir)) if crd_dir and crd_dir.is_dir() else {}
 
     @property
     def crd_count(self) -> int:
         """How many (apiVersion, kind) pairs the CRD directory defines."""
         return len(self._crds)
 
-    @staticmethod
-    def _index_crds(crd_dir: Path) -> dict[tuple[str, str], _CrdSchema]:
-        index: dict[tuple[str, str], _CrdSchema] = {}
-        for path in sorted(crd_dir.rglob("*.y*ml")):
-            try:
-                docs = list(yaml.safe_load_all(path.read_text()))
-            except yaml.YAMLError:
-                continue
-            for doc in docs:
-                if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
-                    continue
-                spec = doc.get("spec", {})
-                group, kind = spec.get("group"), spec.get("names", {}).get("kind")
-                for version in spec.get("versions", []):
-                    schema = (version.get("schema") or {}).get("openAPIV3Schema")
-                    if not schema:
-                        continue
-                    structural = _describes_spec(schema)
-                    rel = path.relative_to(crd_dir).as_posix()
-                    index[(f"{group}/{version['name']}", kind)] = _CrdSchema(schema, rel, structural)
-        return index
+    def crd_kinds(self) -> list[tuple[str, str, bool, str]]:
+        """(apiVersion, kind, has a structural spec schema, source file) for each CRD kind."""
+        return sorted((api, kind, s.structural, s.source) for (api, kind), s in self._crds.items())
 
     def validate(self, obj: dict[str, Any]) -> Result:
         """Validate one object and say how."""

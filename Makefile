@@ -1,0 +1,41 @@
+# The two commands a new user needs: `make demo` (the main job) and `make test`.
+# Both create .venv and install the project on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# Official CRDs for validating custom resources: $MLP_CRD_DIR, else ../shared/crds when present,
+# else the cache that `mlp crds fetch` fills.
+export MLP_CRD_DIR ?= $(firstword $(wildcard $(abspath ../shared/crds)))
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo test test-fast plan lint install clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create the virtualenv and install the project.
+
+demo: $(STAMP) ## The main job: offline plan of every stack, then the local ML lifecycle.
+	$(BIN)/mlp plan --no-tree
+	$(BIN)/mlp demo
+
+plan: $(STAMP) ## Offline plan of every stack with the resource trees.
+	$(BIN)/mlp plan
+
+test: $(STAMP) ## Every test tier (unit, component, plan, workloads end to end).
+	$(BIN)/pytest
+
+test-fast: $(STAMP) ## Skip the slow and end-to-end tiers.
+	$(BIN)/pytest -m "not slow and not e2e"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf build .mlp .pytest_cache
