@@ -44,15 +44,15 @@ class ImagePin:
 
 CHARTS: Final[dict[str, ChartPin]] = {
     "nvidia-device-plugin": ChartPin(
-        "nvidia-device-plugin", "0.18.0", "https://nvidia.github.io/k8s-device-plugin", "v0.18.0"
+        "nvidia-device-plugin", "0.19.3", "https://nvidia.github.io/k8s-device-plugin", "v0.19.3"
     ),
     "gpu-operator": ChartPin("gpu-operator", "v26.7.0", "https://helm.ngc.nvidia.com/nvidia", "v26.7.0"),
     "dcgm-exporter": ChartPin(
-        "dcgm-exporter", "4.6.0", "https://nvidia.github.io/dcgm-exporter/helm-charts", "4.4.1-4.6.0"
+        "dcgm-exporter", "4.8.3", "https://nvidia.github.io/dcgm-exporter/helm-charts", "4.6.0-4.8.3"
     ),
     "kube-prometheus-stack": ChartPin(
         "kube-prometheus-stack",
-        "80.0.0",
+        "88.0.0",
         "https://prometheus-community.github.io/helm-charts",
         "prometheus-operator v0.93.0",
     ),
@@ -80,6 +80,7 @@ MANIFESTS: Final[dict[str, str]] = {
 IMAGES: Final[dict[str, ImagePin]] = {
     "cuda-sample": ImagePin("nvcr.io/nvidia/k8s/cuda-sample", "vectoradd-cuda12.5.0-ubuntu22.04"),
     "kind-node": ImagePin("kindest/node", "v1.33.1"),
+    "python-slim": ImagePin("docker.io/library/python", "3.12.7-slim-bookworm"),
 }
 """Container images the platform references directly."""
 
@@ -133,6 +134,7 @@ CRD_SOURCES: Final[dict[str, list[str]]] = {
         "config/crd/full/serving.kserve.io_clusterservingruntimes.yaml",
         "config/crd/full/serving.kserve.io_inferencegraphs.yaml",
         "config/crd/full/serving.kserve.io_trainedmodels.yaml",
+        "config/crd/full/localmodel/serving.kserve.io_localmodelcaches.yaml",
     ],
     "kubeflow-pipelines": [
         "manifests/kustomize/base/pipeline/cluster-scoped/scheduled-workflow-crd.yaml",
@@ -146,5 +148,14 @@ CRD_SOURCES: Final[dict[str, list[str]]] = {
     ],
 }
 """Paths (relative to the release tag) of the upstream CRD and API schema files."""
+
+CRD_LOCAL_NAMES: Final[dict[str, str]] = {"api/openapi-spec/swagger.json": "openapi-spec.json"}
+"""Upstream files saved under another name in the CRD directory (the plan looks them up by it)."""
+
+
+def crd_local_name(upstream: str) -> str:
+    """File name an upstream CRD/API schema path is stored under in a CRD directory."""
+    return CRD_LOCAL_NAMES.get(upstream, upstream.rsplit("/", 1)[-1])
+
 
 MLPLATFORM_VERSION: Final = "0.1.0"

@@ -21,7 +21,7 @@ def fetch_crds(dest: Path, base_url: str = DEFAULT_BASE_URL, timeout: float = 30
     Raises:
         urllib.error.URLError: When a file cannot be downloaded.
     """
-    from components.versions import CRD_RELEASES, CRD_SOURCES
+    from components.versions import CRD_RELEASES, CRD_SOURCES, crd_local_name
 
     written: list[Path] = []
     for project, paths in CRD_SOURCES.items():
@@ -30,7 +30,7 @@ def fetch_crds(dest: Path, base_url: str = DEFAULT_BASE_URL, timeout: float = 30
             url = f"{base_url.rstrip('/')}/{repo}/{tag}/{upstream}"
             with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - pinned https URL
                 body = response.read()
-            target = dest / project / Path(upstream).name
+            target = dest / project / crd_local_name(upstream)
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_suffix(target.suffix + ".part")
             partial.write_bytes(body)
