@@ -65,9 +65,14 @@ INVALID = [
         "greater than maxCount",
         id="pool-min-above-max",
     ),
-    pytest.param(with_changes(AKS, ("gpuPools.0.maxCount", 0)), "gpuPools[0].maxCount", "maxCount is 0", id="max-0"),
     pytest.param(
-        with_changes(AKS, ("gpuPools.0.vmSize", "Standard_D4s_v5")), "gpuPools[0].vmSize", "has no GPU", id="aks-cpu-size"
+        with_changes(AKS, ("gpuPools.0.maxCount", 0)), "gpuPools[0].maxCount", "maxCount is 0", id="max-0"
+    ),
+    pytest.param(
+        with_changes(AKS, ("gpuPools.0.vmSize", "Standard_D4s_v5")),
+        "gpuPools[0].vmSize",
+        "has no GPU",
+        id="aks-cpu-size",
     ),
     pytest.param(
         with_changes(AKS, ("gpuPools.0.vmSize", "Standard_Bogus_v9")),
@@ -106,12 +111,24 @@ INVALID = [
         id="eks-non-nvidia-ami",
     ),
     pytest.param(with_changes(AKS, ("target", "gke")), "target", "Input should be", id="unknown-target"),
-    pytest.param(with_changes(AKS, ("gpuPool", [])), "gpuPool", "unknown key 'gpuPool'", id="misspelled-top-key"),
     pytest.param(
-        with_changes(AKS, ("gpuPools.0.maxCnt", 2)), "gpuPools[0].maxCnt", "unknown key 'maxCnt'", id="misspelled-pool-key"
+        with_changes(AKS, ("gpuPool", [])), "gpuPool", "unknown key 'gpuPool'", id="misspelled-top-key"
     ),
-    pytest.param(with_changes(AKS, ("aks.location", ...)), "aks.location", "required for target aks", id="aks-no-location"),
-    pytest.param(with_changes(EKS, ("eks.region", ...)), "eks.region", "required for target eks", id="eks-no-region"),
+    pytest.param(
+        with_changes(AKS, ("gpuPools.0.maxCnt", 2)),
+        "gpuPools[0].maxCnt",
+        "unknown key 'maxCnt'",
+        id="misspelled-pool-key",
+    ),
+    pytest.param(
+        with_changes(AKS, ("aks.location", ...)),
+        "aks.location",
+        "required for target aks",
+        id="aks-no-location",
+    ),
+    pytest.param(
+        with_changes(EKS, ("eks.region", ...)), "eks.region", "required for target eks", id="eks-no-region"
+    ),
     pytest.param(
         with_changes(AKS, ("kubernetesVersion", "1.33.x")),
         "kubernetesVersion",
@@ -119,7 +136,10 @@ INVALID = [
         id="k8s-version-malformed",
     ),
     pytest.param(
-        with_changes(AKS, ("kubernetesVersion", "1.12")), "kubernetesVersion", "not supported", id="k8s-version-old"
+        with_changes(AKS, ("kubernetesVersion", "1.12")),
+        "kubernetesVersion",
+        "not supported",
+        id="k8s-version-old",
     ),
     pytest.param(
         with_changes(AKS, ("aks.apiServerAuthorizedRanges", ["0.0.0.0/0"])),
@@ -164,7 +184,10 @@ INVALID = [
         id="bad-cidr",
     ),
     pytest.param(
-        with_changes(AKS, ("gpuPools.0.name", "GPU_Pool")), "gpuPools[0].name", "is not valid", id="bad-pool-name"
+        with_changes(AKS, ("gpuPools.0.name", "GPU_Pool")),
+        "gpuPools[0].name",
+        "is not valid",
+        id="bad-pool-name",
     ),
     pytest.param(
         with_changes(AKS, ("gpuPools.0.spot", False), ("gpuPools.0.spotMaxPrice", 0.5)),
@@ -182,7 +205,10 @@ INVALID = [
         id="dev-kind-and-context",
     ),
     pytest.param(
-        with_changes(AKS, ("gpuPools.0.minCount", "two")), "gpuPools[0].minCount", "valid integer", id="wrong-type"
+        with_changes(AKS, ("gpuPools.0.minCount", "two")),
+        "gpuPools[0].minCount",
+        "valid integer",
+        id="wrong-type",
     ),
 ]
 
@@ -222,7 +248,9 @@ SHARING_INVALID = [
         id="mig-on-t4",
     ),
     pytest.param(
-        with_changes(DEV, ("gpuPools.0.gpuModel", "none"), ("gpuPools.0.sharing", {"timeSlicing": {"replicas": 2}})),
+        with_changes(
+            DEV, ("gpuPools.0.gpuModel", "none"), ("gpuPools.0.sharing", {"timeSlicing": {"replicas": 2}})
+        ),
         "gpuPools[0].sharing",
         "no GPU",
         id="sharing-without-gpu",
@@ -284,7 +312,9 @@ def test_every_error_is_reported_at_once() -> None:
 
 
 def test_misspelled_key_suggests_the_right_one() -> None:
-    [(path, message, fix)] = issues_of(with_changes(AKS, ("gpuPools.0.maxCount", ...), ("gpuPools.0.maxCont", 2)))
+    [(path, message, fix)] = issues_of(
+        with_changes(AKS, ("gpuPools.0.maxCount", ...), ("gpuPools.0.maxCont", 2))
+    )
     assert path == "gpuPools[0].maxCont"
     assert "did you mean 'maxCount'" in fix
 
