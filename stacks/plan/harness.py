@@ -83,13 +83,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs.update(compute(args))
         return f"{args.name}-id", outputs
 
-    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         """Answer an invoke or a component method call."""
         handler = self.invokes.get(args.token)
         if handler is None:
             self.unanswered_invokes.append(args.token)
-            return {}, None
-        return dict(handler(args.args)), None
+            return {}, []
+        return dict(handler(args.args)), []
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -238,7 +238,11 @@ def clean(value: Any, *, reveal: bool = False) -> Any:
     floats that are whole numbers become ints (mocks turn 2 into 2.0), resources their URN.
     """
     if is_secret(value):
-        return clean(value.get("value"), reveal=reveal) if reveal else "[secret]"
+        inner = value.get("value")
+        if reveal:
+            return clean(inner, reveal=reveal)
+        # A secret map (e.g. a Secret's stringData) keeps its keys so the object stays valid.
+        return {key: "[secret]" for key in inner} if isinstance(inner, dict) else "[secret]"
     if isinstance(value, dict):
         if value.get(SECRET_SIG) == rpc._special_resource_sig:  # noqa: SLF001
             return value.get("urn", "[resource]")

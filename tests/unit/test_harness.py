@@ -59,7 +59,7 @@ def test_computed_secrets_stay_secret_and_are_hidden_when_rendered() -> None:
     secret_reg = next(reg for reg in run.registrations if reg.name == "one-secret")
     assert is_secret(secret_reg.inputs["stringData"])
     rendered = {m.resource: m for m in manifests(run)}
-    assert rendered["one-secret"].document["stringData"] == "[secret]"
+    assert rendered["one-secret"].document["stringData"] == {"password": "[secret]"}
     leaked = secret_values(run)
     assert leaked and all(len(v) >= 8 for v in leaked)
     assert all(value not in str(resource_entries(run)) for value in leaked)

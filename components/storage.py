@@ -1,0 +1,254 @@
+"""Object storage for the platform: MinIO from its official chart, with generated root credentials.
+
+The root user and password come from ``pulumi_random`` and live in one Kubernetes Secret that the
+chart reads through ``existingSecret``; the Helm values never carry a credential. Consumers in the
+same namespace (Milvus, the Qdrant snapshot job) reference that Secret with ``secretKeyRef`` via
+:class:`S3Access`, so the password is never copied into another manifest either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.versions import CHARTS
+
+MINIO_API_PORT = 9000
+ROOT_USER_KEY = "rootUser"
+"""Key of the access key id in the credentials Secret (the name the MinIO chart expects)."""
+ROOT_PASSWORD_KEY = "rootPassword"
+"""Key of the secret access key in the credentials Secret (the name the MinIO chart expects)."""
+
+DEFAULT_BUCKETS: tuple[str, ...] = ("mlflow", "pipelines", "vectordb-snapshots", "milvus")
+"""Buckets every platform gets: MLflow artifacts, pipeline data, vector DB backups, Milvus data."""
+
+COMMON_LABELS = {"app.kubernetes.io/part-of": "mlplatform", "app.kubernetes.io/managed-by": "pulumi"}
+
+
+@dataclass(frozen=True)
+class ContainerResources:
+    """Requests and limits of one container.
+
+    Memory has a limit (an over-eager process is killed, not the node); CPU has none, so bursts
+    use idle cores instead of being throttled.
+    """
+
+    cpu_request: str = "100m"
+    memory_request: str = "256Mi"
+    memory_limit: str = "512Mi"
+
+    def to_k8s(self) -> dict[str, dict[str, str]]:
+        """The ``resources`` block of a container spec."""
+        return {
+            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
+            "limits": {"memory": self.memory_limit},
+        }
+
+
+@dataclass(frozen=True)
+class S3Access:
+    """How a workload in the storage namespace reaches the object store.
+
+    Every field is a plain, deterministic string, so consumers can put them in manifests and Helm
+    values without ever touching the credential values.
+
+    Attributes:
+        endpoint: In-namespace endpoint URL, e.g. ``http://minio:9000``.
+        host: Service host name (no scheme, no port), e.g. ``minio``.
+        port: API port.
+        secret_name: Kubernetes Secret that holds the credentials.
+        access_key_key: Key of the access key id in that Secret.
+        secret_key_key: Key of the secret access key in that Secret.
+        use_ssl: Whether the endpoint speaks TLS.
+
+    """
+
+    endpoint: str
+    host: str
+    port: int
+    secret_name: str
+    access_key_key: str = ROOT_USER_KEY
+    secret_key_key: str = ROOT_PASSWORD_KEY
+    use_ssl: bool = False
+
+    def env(self, access_key_var: str, secret_key_var: str) -> list[dict[str, Any]]:
+        """Container env entries that read the credentials from the Secret (never inline)."""
+        return [
+            {
+                "name": access_key_var,
+                "valueFrom": {"secretKeyRef": {"name": self.secret_name, "key": self.access_key_key}},
+            },
+            {
+                "name": secret_key_var,
+                "valueFrom": {"secretKeyRef": {"name": self.secret_name, "key": self.secret_key_key}},
+            },
+        ]
+
+
+@dataclass(frozen=True)
+class ObjectStorageArgs:
+    """Settings of the platform's object store.
+
+    Attributes:
+        namespace: Namespace of MinIO (and of the data services that share its Secret).
+        storage_class: Storage class of the data volume (the cluster's default class).
+        storage_size_gi: Size of the data volume in GiB.
+        buckets: Buckets created at install.
+        create_namespace: Create the namespace (False when it already exists).
+        resources: MinIO server container resources.
+
+    """
+
+    namespace: str
+    storage_class: str
+    storage_size_gi: int = 20
+    buckets: tuple[str, ...] = DEFAULT_BUCKETS
+    create_namespace: bool = True
+    resources: ContainerResources = field(
+        default_factory=lambda: ContainerResources(
+            cpu_request="100m", memory_request="512Mi", memory_limit="2Gi"
+        )
+    )
+
+    def __post_init__(self) -> None:
+        if self.storage_size_gi < 1:
+            raise ValueError(f"storage_size_gi must be at least 1, got {self.storage_size_gi}")
+        if len(set(self.buckets)) != len(self.buckets):
+            raise ValueError(f"bucket names repeat: {list(self.buckets)}")
+
+
+def s3_access(fullname: str) -> S3Access:
+    """The :class:`S3Access` of a MinIO release whose full name is ``fullname``."""
+    return S3Access(
+        endpoint=f"http://{fullname}:{MINIO_API_PORT}",
+        host=fullname,
+        port=MINIO_API_PORT,
+        secret_name=credentials_secret_name(fullname),
+    )
+
+
+def credentials_secret_name(fullname: str) -> str:
+    """Name of the Kubernetes Secret with the root credentials of release ``fullname``."""
+    return f"{fullname}-root-credentials"
+
+
+def minio_values(args: ObjectStorageArgs, *, fullname: str, secret_name: str) -> dict[str, Any]:
+    """Helm values of the MinIO chart: standalone, credentials from ``secret_name`` only.
+
+    Args:
+        args: The object store's settings.
+        fullname: Name of every chart object (``fullnameOverride``), so the Service name is known.
+        secret_name: Secret with ``rootUser`` and ``rootPassword``.
+
+    Returns:
+        Values with no credential in them. The chart's default ``users`` list (a ``console`` user
+        with a well-known password) is emptied.
+
+    """
+    return {
+        "fullnameOverride": fullname,
+        "mode": "standalone",
+        "replicas": 1,
+        "existingSecret": secret_name,
+        "users": [],
+        "policies": [],
+        "svcaccts": [],
+        "buckets": [{"name": name, "policy": "none", "purge": False} for name in args.buckets],
+        "persistence": {
+            "enabled": True,
+            "storageClass": args.storage_class,
+            "accessMode": "ReadWriteOnce",
+            "size": f"{args.storage_size_gi}Gi",
+        },
+        "resources": args.resources.to_k8s(),
+        "makeBucketJob": {
+            "resources": ContainerResources(memory_request="64Mi", memory_limit="256Mi").to_k8s()
+        },
+        "service": {"type": "ClusterIP", "port": str(MINIO_API_PORT)},
+        "consoleService": {"type": "ClusterIP"},
+    }
+
+
+class ObjectStorage(pulumi.ComponentResource):
+    """MinIO for the platform, with generated root credentials kept in a Kubernetes Secret.
+
+    Attributes:
+        namespace: The namespace MinIO runs in (resolves after the namespace exists).
+        endpoint: In-cluster S3 endpoint, ``http://<name>.<namespace>.svc:9000``.
+        access_key_id: Root access key id.
+        secret_access_key: Root secret access key (secret).
+        credentials_secret_name: Name of the Secret holding both.
+        buckets: The buckets created at install.
+        access: How workloads in the same namespace reference the credentials.
+
+    """
+
+    def __init__(
+        self, name: str, args: ObjectStorageArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlplatform:storage:ObjectStorage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        pin = CHARTS["minio"]
+        self.access = s3_access(name)
+        labels = {
+            **COMMON_LABELS,
+            "app.kubernetes.io/component": "object-storage",
+            "app.kubernetes.io/instance": name,
+        }
+
+        if args.create_namespace:
+            ns = k8s.core.v1.Namespace(
+                f"{name}-namespace",
+                metadata={"name": args.namespace, "labels": COMMON_LABELS},
+                opts=child,
+            )
+            self.namespace: pulumi.Output[str] = ns.metadata.apply(lambda m: m.name)
+        else:
+            self.namespace = pulumi.Output.from_input(args.namespace)
+
+        user = random.RandomString(f"{name}-root-user", length=16, special=False, upper=False, opts=child)
+        password = random.RandomPassword(f"{name}-root-password", length=32, special=False, opts=child)
+        self.access_key_id: pulumi.Output[str] = user.result
+        self.secret_access_key: pulumi.Output[str] = pulumi.Output.secret(password.result)
+
+        secret = k8s.core.v1.Secret(
+            f"{name}-root-credentials",
+            metadata={"name": self.access.secret_name, "namespace": self.namespace, "labels": labels},
+            type="Opaque",
+            string_data=pulumi.Output.secret(
+                pulumi.Output.all(user.result, password.result).apply(
+                    lambda pair: {ROOT_USER_KEY: pair[0], ROOT_PASSWORD_KEY: pair[1]}
+                )
+            ),
+            opts=child,
+        )
+        self.credentials_secret_name: pulumi.Output[str] = secret.metadata.apply(lambda m: m.name)
+
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name=name,
+            chart=pin.chart,
+            version=pin.version,
+            repository_opts={"repo": pin.repository},
+            namespace=self.namespace,
+            values=minio_values(args, fullname=name, secret_name=self.access.secret_name),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]),
+        )
+        self.endpoint: pulumi.Output[str] = pulumi.Output.concat(
+            "http://", name, ".", self.namespace, ".svc:", str(MINIO_API_PORT)
+        )
+        self.buckets: list[str] = list(args.buckets)
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "endpoint": self.endpoint,
+                "access_key_id": self.access_key_id,
+                "secret_access_key": self.secret_access_key,
+                "credentials_secret_name": self.credentials_secret_name,
+                "buckets": self.buckets,
+            }
+        )

@@ -1,0 +1,302 @@
+"""``mlp vectordb``: list Qdrant snapshot runs in object storage and restore collections from them."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from stacks import outputs as keys
+from workloads.target import TargetError, resolve_target, target_options
+
+EXIT_NOTHING_FOUND = 3
+SNAPSHOTS_URI_ENV = "MLP_QDRANT_SNAPSHOTS_URI"
+
+_LOCAL_ENV = {
+    keys.QDRANT_API_KEY: "QDRANT_API_KEY",
+    keys.S3_ACCESS_KEY_ID: "AWS_ACCESS_KEY_ID",
+    keys.S3_SECRET_ACCESS_KEY: "AWS_SECRET_ACCESS_KEY",
+}
+
+
+class NothingFound(click.ClickException):
+    """No snapshot run (or none matching) exists: exit code 3."""
+
+    exit_code = EXIT_NOTHING_FOUND
+
+
+def _connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        [
+            click.option(
+                "--snapshots-uri",
+                envvar=SNAPSHOTS_URI_ENV,
+                default=None,
+                help="Where the snapshot job writes, s3://<bucket>/<prefix> "
+                "[default: s3://vectordb-snapshots/qdrant/qdrant].",
+            ),
+            click.option(
+                "--s3-endpoint",
+                help="Object store endpoint to use instead of the stack's in-cluster one "
+                "(e.g. http://localhost:9000 with `kubectl -n mlp-data port-forward svc/minio 9000`).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _require(target: Any) -> Callable[[str], Any]:
+    """Look up a stack output; for the local target, fall back to environment variables."""
+    if target.outputs is not None:
+
+        def from_outputs(key: str) -> Any:
+            try:
+                return target.outputs.require(key)
+            except TargetError as error:
+                raise click.ClickException(str(error)) from None
+
+        return from_outputs
+
+    def from_env(key: str) -> Any:
+        var = _LOCAL_ENV.get(key)
+        value = os.environ.get(var) if var else None
+        if value is None:
+            hint = f"set {var}" if var else "pass --qdrant-url and --s3-endpoint"
+            raise click.UsageError(
+                f"the local target has no stack outputs for {key!r}: {hint}, or use --target <stack>"
+            )
+        return value
+
+    return from_env
+
+
+def _location(uri: str | None) -> Any:
+    from workloads import vectordb_ops as ops
+
+    try:
+        return ops.SnapshotsLocation.parse(uri or ops.DEFAULT_SNAPSHOTS_URI)
+    except ops.SnapshotError as error:
+        raise click.BadParameter(str(error), param_hint="--snapshots-uri") from None
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+@click.group()
+def vectordb() -> None:
+    """Vector database operations: snapshot runs in object storage, restore.
+
+    A CronJob snapshots every Qdrant collection on every peer and uploads the files to the
+    platform's object storage (see docs/vectordb-operations.md). These commands read those runs
+    and restore collections from them, using the stack's outputs for endpoints and credentials.
+    """
+
+
+@vectordb.group()
+def snapshots() -> None:
+    """Qdrant snapshot runs written by the scheduled snapshot job."""
+
+
+@snapshots.command("list")
+@target_options
+@_connection_options
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+def list_snapshots(
+    target: str, outputs_file: str | None, s3_endpoint: str | None, snapshots_uri: str | None, as_json: bool
+) -> None:
+    """List snapshot runs, newest first: status, collections, nodes, size.
+
+    Exit codes: 0 listed, 1 storage unreachable or unreadable, 3 no runs yet.
+    """
+    from workloads import vectordb_ops as ops
+
+    resolved = resolve_target(target, outputs_file)
+    require = _require(resolved)
+    location = _location(snapshots_uri)
+    conn = ops.Connection(
+        qdrant_url="",
+        qdrant_api_key="",
+        s3_endpoint=s3_endpoint or require(keys.S3_ENDPOINT),
+        s3_access_key_id=require(keys.S3_ACCESS_KEY_ID),
+        s3_secret_access_key=require(keys.S3_SECRET_ACCESS_KEY),
+    )
+    try:
+        runs = ops.list_runs(conn.s3(), location)
+    except ops.SnapshotError as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps({"location": location.uri, "runs": [r.to_dict() for r in runs]}, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"Qdrant snapshot runs in {location.uri}", title_justify="left")
+        for column in ("run", "status", "collections", "nodes", "files", "size", "failures"):
+            table.add_column(column)
+        for run in runs:
+            style = {"complete": "green", "partial": "yellow"}.get(run.status, "red")
+            table.add_row(
+                run.run_id,
+                f"[{style}]{run.status}[/]",
+                ", ".join(run.collections) or "-",
+                str(len(run.nodes)),
+                str(len(run.snapshots)),
+                _size(run.total_size),
+                str(len(run.failures)),
+            )
+        Console().print(table)
+    if not runs:
+        raise NothingFound(f"no snapshot runs under {location.uri} yet")
+
+
+@vectordb.command()
+@target_options
+@_connection_options
+@click.option(
+    "--run", "run_id", default="latest", show_default=True, help="Run id to restore from, or `latest`."
+)
+@click.option(
+    "--collection",
+    "collections",
+    multiple=True,
+    help="Collection to restore (repeatable); every collection of the run by default.",
+)
+@click.option(
+    "--node", type=int, help="Node whose snapshots to use; required when the run has several nodes."
+)
+@click.option("--as", "restore_as", help="Restore a single collection under this name instead of its own.")
+@click.option(
+    "--method",
+    type=click.Choice(["upload", "recover"]),
+    default="upload",
+    show_default=True,
+    help="upload: stream the file through this machine; recover: let Qdrant fetch a presigned S3 URL "
+    "(Qdrant must reach the S3 endpoint).",
+)
+@click.option(
+    "--qdrant-url", help="Qdrant URL to restore into instead of the stack's (e.g. http://localhost:6333)."
+)
+@click.option("--api-key", envvar="QDRANT_API_KEY", help="Qdrant API key instead of the stack's.")
+@click.option("--dry-run", is_flag=True, help="Show what would be restored and stop.")
+@click.option("--yes", is_flag=True, help="Do not ask before replacing collections.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def restore(
+    target: str,
+    outputs_file: str | None,
+    s3_endpoint: str | None,
+    snapshots_uri: str | None,
+    run_id: str,
+    collections: tuple[str, ...],
+    node: int | None,
+    restore_as: str | None,
+    method: str,
+    qdrant_url: str | None,
+    api_key: str | None,
+    dry_run: bool,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Restore Qdrant collections from a snapshot run.
+
+    Each restored collection replaces (or creates) the collection of the same name, or the one
+    named by --as. With several Qdrant peers, every node has its own snapshot of its local shards: restore each
+    node with --node N into peer N (--qdrant-url of that pod).
+
+    Exit codes: 0 restored, 1 failed (unreachable, corrupt file, rejected by Qdrant),
+    2 bad usage, 3 no such run or collection.
+    """
+    from workloads import vectordb_ops as ops
+
+    if restore_as and len(collections) != 1:
+        raise click.UsageError("--as needs exactly one --collection")
+    resolved = resolve_target(target, outputs_file)
+    require = _require(resolved)
+    location = _location(snapshots_uri)
+    conn = ops.connection_from_outputs(
+        require, qdrant_url=qdrant_url, qdrant_api_key=api_key, s3_endpoint=s3_endpoint
+    )
+    s3 = conn.s3()
+    try:
+        run = ops.find_run(ops.list_runs(s3, location), run_id)
+        files = ops.plan_restore(run, collections, node)
+    except ops.SnapshotError as error:
+        raise NothingFound(str(error)) from None
+
+    plan = [
+        {
+            "collection": f.collection,
+            "restore_as": restore_as or f.collection,
+            "node": f.node,
+            "key": f.key,
+            "size": f.size,
+        }
+        for f in files
+    ]
+    if dry_run:
+        if as_json:
+            click.echo(json.dumps({"run": run.run_id, "qdrant": conn.qdrant_url, "plan": plan}, indent=2))
+        else:
+            for item in plan:
+                click.echo(
+                    f"would restore {item['collection']} (node {item['node']}, {_size(item['size'])}) "
+                    f"as {item['restore_as']} into {conn.qdrant_url}"
+                )
+        return
+    if not yes:
+        names = ", ".join(item["restore_as"] for item in plan)
+        click.confirm(f"Replace {names} in {conn.qdrant_url} with run {run.run_id}?", abort=True, err=True)
+
+    qdrant = conn.qdrant()
+    chosen: ops.RestoreMethod = "recover" if method == "recover" else "upload"
+    results = []
+    try:
+        if as_json:
+            for snapshot in files:
+                results.append(
+                    ops.restore_snapshot(
+                        s3, location.bucket, snapshot, qdrant, restore_as=restore_as, method=chosen
+                    )
+                )
+        else:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+            with Progress(
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()
+            ) as bar:
+                for snapshot in files:
+                    moves = 1 if method == "recover" else 2  # download, then upload
+                    task = bar.add_task(
+                        f"{snapshot.collection} (node {snapshot.node})", total=snapshot.size * moves
+                    )
+                    result = ops.restore_snapshot(
+                        s3,
+                        location.bucket,
+                        snapshot,
+                        qdrant,
+                        restore_as=restore_as,
+                        method=chosen,
+                        progress=lambda n, task=task: bar.advance(task, n),
+                    )
+                    bar.update(task, completed=snapshot.size * moves)
+                    results.append(result)
+    except (ops.SnapshotError, ops.QdrantError) as error:
+        raise click.ClickException(str(error)) from None
+
+    if as_json:
+        click.echo(json.dumps({"run": run.run_id, "restored": [r.to_dict() for r in results]}, indent=2))
+        return
+    for r in results:
+        points = "?" if r.points is None else str(r.points)
+        click.echo(
+            f"restored {r.collection} as {r.restored_as}: {points} points in {r.seconds:.1f}s ({r.method})"
+        )

@@ -1,0 +1,102 @@
+"""The data layer: object storage, and the vector databases that keep their data and backups in it.
+
+MinIO, Qdrant and Milvus share one namespace so that Milvus and the Qdrant snapshot job can read
+the object-store credentials from MinIO's own Secret (a ``secretKeyRef`` cannot cross namespaces),
+and no credential is ever copied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components.clusters.base import Cluster
+from components.storage import ObjectStorage, ObjectStorageArgs
+from components.vectordb.milvus import Milvus, MilvusArgs
+from components.vectordb.qdrant import Qdrant, QdrantArgs, SnapshotSettings
+from stacks import outputs
+from stacks.config import PlatformConfig
+
+DATA_NAMESPACE = "mlp-data"
+STORAGE_NAME = "minio"
+QDRANT_NAME = "qdrant"
+MILVUS_NAME = "milvus"
+PLATFORM_BUCKET = "pipelines"
+"""The bucket exported as ``S3_BUCKET``: pipeline data, checkpoints and other workload artifacts."""
+SNAPSHOT_BUCKET = "vectordb-snapshots"
+SNAPSHOT_PREFIX = f"qdrant/{QDRANT_NAME}"
+MINIO_SIZE_GI = 20
+
+
+def add_data_layer(cfg: PlatformConfig, cluster: Cluster) -> dict[str, Any]:
+    """Declare MinIO, and Qdrant and Milvus where enabled, on ``cluster``.
+
+    Args:
+        cfg: The validated stack configuration.
+        cluster: The cluster (its provider, storage class).
+
+    Returns:
+        Output-contract values: ``S3_*`` always, ``QDRANT_*`` and ``MILVUS_*`` for enabled
+        databases. Keys, passwords and tokens are Pulumi secrets.
+
+    """
+    provider = pulumi.ResourceOptions(provider=cluster.provider)
+    vectordb = cfg.vectordb
+    storage = ObjectStorage(
+        STORAGE_NAME,
+        ObjectStorageArgs(
+            namespace=DATA_NAMESPACE,
+            storage_class=cluster.storage_class,
+            storage_size_gi=max(MINIO_SIZE_GI, 2 * vectordb.milvus.storage_size_gi),
+        ),
+        opts=provider,
+    )
+    after_storage = pulumi.ResourceOptions(provider=cluster.provider, depends_on=[storage])
+    result: dict[str, Any] = {
+        outputs.S3_ENDPOINT: storage.endpoint,
+        outputs.S3_BUCKET: PLATFORM_BUCKET,
+        outputs.S3_ACCESS_KEY_ID: storage.access_key_id,
+        outputs.S3_SECRET_ACCESS_KEY: storage.secret_access_key,
+    }
+
+    if vectordb.qdrant.enabled:
+        qcfg = vectordb.qdrant
+        qdrant = Qdrant(
+            QDRANT_NAME,
+            QdrantArgs(
+                namespace=DATA_NAMESPACE,
+                storage_class=cluster.storage_class,
+                replicas=qcfg.replicas,
+                shard_number=qcfg.shard_number,
+                replication_factor=qcfg.replication_factor,
+                storage_size_gi=qcfg.storage_size_gi,
+                snapshots=SnapshotSettings(
+                    schedule=qcfg.snapshot_schedule,
+                    s3=storage.access,
+                    bucket=SNAPSHOT_BUCKET,
+                    prefix=SNAPSHOT_PREFIX,
+                ),
+            ),
+            opts=after_storage,
+        )
+        result[outputs.QDRANT_URL] = qdrant.url
+        result[outputs.QDRANT_API_KEY] = qdrant.api_key
+        result[outputs.QDRANT_SNAPSHOTS_URI] = f"s3://{SNAPSHOT_BUCKET}/{SNAPSHOT_PREFIX}"
+
+    if vectordb.milvus.enabled:
+        mcfg = vectordb.milvus
+        milvus = Milvus(
+            MILVUS_NAME,
+            MilvusArgs(
+                namespace=DATA_NAMESPACE,
+                storage_class=cluster.storage_class,
+                s3=storage.access,
+                mode=mcfg.mode,
+                storage_size_gi=mcfg.storage_size_gi,
+            ),
+            opts=after_storage,
+        )
+        result[outputs.MILVUS_URI] = milvus.uri
+        result[outputs.MILVUS_TOKEN] = milvus.token
+    return result
