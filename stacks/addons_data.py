@@ -26,7 +26,6 @@ PLATFORM_BUCKET = "pipelines"
 """The bucket exported as ``S3_BUCKET``: pipeline data, checkpoints and other workload artifacts."""
 SNAPSHOT_BUCKET = "vectordb-snapshots"
 SNAPSHOT_PREFIX = f"qdrant/{QDRANT_NAME}"
-MINIO_SIZE_GI = 20
 
 
 def add_data_layer(cfg: PlatformConfig, cluster: Cluster) -> dict[str, Any]:
@@ -48,7 +47,7 @@ def add_data_layer(cfg: PlatformConfig, cluster: Cluster) -> dict[str, Any]:
         ObjectStorageArgs(
             namespace=DATA_NAMESPACE,
             storage_class=cluster.storage_class,
-            storage_size_gi=max(MINIO_SIZE_GI, 2 * vectordb.milvus.storage_size_gi),
+            storage_size_gi=cfg.storage.size_gi,
         ),
         opts=provider,
     )
@@ -76,6 +75,7 @@ def add_data_layer(cfg: PlatformConfig, cluster: Cluster) -> dict[str, Any]:
                     s3=storage.access,
                     bucket=SNAPSHOT_BUCKET,
                     prefix=SNAPSHOT_PREFIX,
+                    retention_days=qcfg.snapshot_retention_days,
                 ),
             ),
             opts=after_storage,

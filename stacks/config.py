@@ -210,6 +210,9 @@ class QdrantConfig(_Model):
     replication_factor: int = Field(1, ge=1, description="Default replication factor of new collections.")
     storage_size_gi: int = Field(10, ge=1, description="Volume size per pod in GiB.")
     snapshot_schedule: str = Field("0 3 * * *", description="Cron schedule of collection snapshots.")
+    snapshot_retention_days: int = Field(
+        7, ge=1, description="Keep snapshot runs this many days (the newest complete run is always kept)."
+    )
 
 
 class MilvusConfig(_Model):
@@ -220,6 +223,14 @@ class MilvusConfig(_Model):
         "standalone", description="standalone (one pod) or cluster (separate coordinators and nodes)."
     )
     storage_size_gi: int = Field(10, ge=1, description="Volume size in GiB.")
+
+
+class StorageConfig(_Model):
+    """Platform object storage (MinIO)."""
+
+    size_gi: int = Field(
+        50, ge=1, description="MinIO volume size in GiB (artifacts, pipeline data, snapshots)."
+    )
 
 
 class VectorDbConfig(_Model):
@@ -249,6 +260,7 @@ class PlatformConfig(_Model):
     observability: ObservabilityConfig = Field(
         default_factory=ObservabilityConfig, description="Metrics, dashboards, alerts."
     )
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="Object storage (MinIO).")
     vectordb: VectorDbConfig = Field(default_factory=VectorDbConfig, description="Vector databases.")
 
     @property
