@@ -1,0 +1,273 @@
+"""``mlp gpu``: render or apply GPU scheduling workloads (smoke Job, sharing demo, priority classes)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from workloads.gpu.manifests import GpuPlacement
+    from workloads.target import StackOutputs
+
+WORKLOAD_CHOICE = click.Choice(["smoke", "sharing-demo", "priority-classes"])
+
+
+def planned_outputs(stack: str) -> StackOutputs:
+    """The stack's outputs from its offline plan (the program under mocks): no cloud, no cluster."""
+    from stacks.config import stack_file_config
+    from stacks.plan.harness import run_program
+    from stacks.program import program
+    from workloads.target import parse_outputs
+
+    run = run_program(program, stack=stack, config=stack_file_config(stack))
+    return parse_outputs(normalize_taints(run.exports), source=f"offline plan of stack {stack!r}")
+
+
+def normalize_taints(raw: dict[str, Any]) -> dict[str, Any]:
+    """Accept GPU pool taints written as ``key=value:Effect`` as well as objects.
+
+    The cluster builders export the ``kubectl`` string form while ``workloads.target`` reads
+    objects; until the contract settles on one, both are accepted here.
+    """
+    from stacks import outputs as keys
+
+    pools = raw.get(keys.GPU_POOLS)
+    if not isinstance(pools, list):
+        return raw
+    fixed = []
+    for pool in pools:
+        taints = []
+        for taint in pool.get("taints", []) if isinstance(pool, dict) else []:
+            if isinstance(taint, str) and ":" in taint:
+                pair, effect = taint.rsplit(":", 1)
+                key, _, value = pair.partition("=")
+                taint = {"key": key, "value": value or None, "effect": effect}
+            taints.append(taint)
+        fixed.append({**pool, "taints": taints} if isinstance(pool, dict) else pool)
+    return {**raw, keys.GPU_POOLS: fixed}
+
+
+def stack_outputs(stack: str, outputs_file: Path | None, *, deployed: bool) -> StackOutputs:
+    """Outputs from a file, the deployed stack (Pulumi CLI), or the offline plan, in that order."""
+    from workloads.target import TargetError, parse_outputs, read_stack_outputs
+
+    if outputs_file is not None:
+        try:
+            raw = json.loads(outputs_file.read_text())
+        except json.JSONDecodeError as exc:
+            raise TargetError(f"outputs file {outputs_file} is not valid JSON: {exc}") from None
+        return parse_outputs(normalize_taints(raw), source=f"outputs file {outputs_file}")
+    if deployed:
+        try:
+            return read_stack_outputs(stack)
+        except TargetError as exc:
+            click.echo(f"note: {exc}; using the offline plan for pool placement", err=True)
+    return planned_outputs(stack)
+
+
+def placement_for(stack: str | None, outputs: StackOutputs, pool: str | None) -> GpuPlacement:
+    """Placement on ``pool`` with its sharing from the stack's config (whole GPUs if unknown)."""
+    from components.clusters.base import POOL_LABEL
+    from components.gpu.sharing import advertised_resources, shares_per_device
+    from stacks.addons_gpu import sharing_from_config
+    from stacks.config import load_stack_file
+    from workloads.gpu.manifests import placement_from_outputs
+
+    base = placement_from_outputs(outputs, POOL_LABEL, pool)
+    sharing_cfg = None
+    if stack is not None:
+        try:
+            cfg = load_stack_file(stack)
+        except FileNotFoundError:
+            cfg = None
+        if cfg is not None:
+            sharing_cfg = next((p.sharing for p in cfg.gpu_pools if p.name == base.pool), None)
+    if sharing_cfg is None:
+        return base
+    sharing = sharing_from_config(sharing_cfg)
+    model = next((p.gpu_model for p in outputs.gpu_pools if p.name == base.pool), "")
+    mode = (
+        "time-slicing" if sharing.time_slicing else "mps" if sharing.mps else "mig" if sharing.mig else "none"
+    )
+    return placement_from_outputs(
+        outputs,
+        POOL_LABEL,
+        base.pool,
+        resource=advertised_resources(sharing, model)[0],
+        shares_per_gpu=shares_per_device(sharing),
+        sharing=mode,  # type: ignore[arg-type]
+    )
+
+
+def _objects(
+    workload: str,
+    stack: str,
+    outputs_file: Path | None,
+    pool: str | None,
+    pods: int | None,
+    *,
+    deployed: bool,
+) -> tuple[list[dict[str, Any]], StackOutputs | None]:
+    from components.versions import IMAGES
+    from workloads.gpu.manifests import render
+
+    if workload == "priority-classes":
+        return render(workload, None, ""), None
+    outputs = stack_outputs(stack, outputs_file, deployed=deployed)
+    if workload == "sharing-demo" and pool is None:
+        pool = _first_sharing_pool(stack)
+    placement = placement_for(stack, outputs, pool)
+    return render(workload, placement, IMAGES["cuda-sample"].ref, pods=pods), outputs
+
+
+def _first_sharing_pool(stack: str) -> str | None:
+    from stacks.config import load_stack_file
+
+    try:
+        cfg = load_stack_file(stack)
+    except FileNotFoundError:
+        return None
+    return next((p.name for p in cfg.gpu_pools if p.sharing.time_slicing or p.sharing.mps), None)
+
+
+@click.group("gpu")
+def gpu() -> None:
+    """GPU scheduling workloads for a stack's GPU pools.
+
+    smoke: one Job requesting one GPU with the pool's tolerations and node selector.
+
+    sharing-demo: N pods on one physical GPU under the pool's time-slicing or MPS.
+
+    priority-classes: mlp-serving (preempts) over mlp-batch (never preempts).
+    """
+
+
+_COMMON = [
+    click.argument("workload", type=WORKLOAD_CHOICE),
+    click.option("--stack", required=True, help="Stack whose GPU pools to use (dev, aks, eks...)."),
+    click.option(
+        "--outputs-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Stack outputs saved with `pulumi stack output --json --show-secrets`.",
+    ),
+    click.option(
+        "--pool", help="GPU pool (default: the first pool; for sharing-demo the first sharing pool)."
+    ),
+    click.option(
+        "--pods", type=click.IntRange(1), help="sharing-demo: pods on the GPU (default: its replicas)."
+    ),
+]
+
+
+def _with_common(func: Any) -> Any:
+    for decorator in reversed(_COMMON):
+        func = decorator(func)
+    return func
+
+
+@gpu.command("render")
+@_with_common
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to a file instead of stdout.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of YAML.")
+def render_cmd(
+    workload: str,
+    stack: str,
+    outputs_file: Path | None,
+    pool: str | None,
+    pods: int | None,
+    output: Path | None,
+    as_json: bool,
+) -> None:
+    """Render a workload's manifests (offline: pool placement from the stack's plan or outputs file)."""
+    from workloads.gpu.manifests import PlacementError, to_yaml
+    from workloads.target import TargetError
+
+    try:
+        objects, _ = _objects(workload, stack, outputs_file, pool, pods, deployed=False)
+    except (PlacementError, TargetError, FileNotFoundError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    text = json.dumps(objects, indent=2) if as_json else to_yaml(objects)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        click.echo(f"wrote {len(objects)} objects to {output}", err=True)
+    else:
+        click.echo(text)
+
+
+@gpu.command("apply")
+@_with_common
+@click.option(
+    "--kubeconfig",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Kubeconfig file (default: the stack's kubeconfig output).",
+)
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for Jobs and print their logs.")
+@click.option(
+    "--timeout", "timeout_s", type=click.IntRange(1), default=1800, show_default=True, help="Seconds to wait."
+)
+def apply_cmd(
+    workload: str,
+    stack: str,
+    outputs_file: Path | None,
+    pool: str | None,
+    pods: int | None,
+    kubeconfig: Path | None,
+    wait: bool,
+    timeout_s: int,
+) -> None:
+    """Apply a workload to the stack's cluster through its kubeconfig (server-side apply).
+
+    Exit status: 0 when applied (and, with --wait, every Job succeeded); 1 otherwise.
+    """
+    from stacks import outputs as keys
+    from workloads.gpu.apply import ApplyError, apply_objects, dynamic_client, wait_for_job
+    from workloads.gpu.manifests import PlacementError
+    from workloads.target import TargetError
+
+    try:
+        objects, outputs = _objects(workload, stack, outputs_file, pool, pods, deployed=True)
+        if kubeconfig is not None:
+            config_text = kubeconfig.read_text()
+        else:
+            outputs = outputs or stack_outputs(stack, outputs_file, deployed=True)
+            config_text = outputs.require(keys.KUBECONFIG)
+        client = dynamic_client(config_text)
+        for applied in apply_objects(objects, client):
+            where = f" in {applied.namespace}" if applied.namespace else ""
+            click.echo(
+                f"applied {applied.kind} {applied.name}{where}{' (replaced)' if applied.replaced else ''}"
+            )
+        if wait:
+            for obj in objects:
+                if obj["kind"] != "Job":
+                    continue
+                meta = obj["metadata"]
+                click.echo(f"waiting for Job {meta['name']} (GPU nodes may need minutes to scale up)...")
+                wait_for_job(
+                    client, meta["name"], meta["namespace"], timeout_s=timeout_s, progress=click.echo
+                )
+                _print_logs(client, meta["namespace"], meta["labels"]["app.kubernetes.io/name"])
+    except (PlacementError, TargetError, ApplyError, FileNotFoundError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _print_logs(client: Any, namespace: str, app: str) -> None:
+    from kubernetes import client as k8s_client
+
+    core = k8s_client.CoreV1Api(client.client)
+    pods = core.list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/name={app}")
+    for pod in pods.items:
+        log = core.read_namespaced_pod_log(pod.metadata.name, namespace, tail_lines=20)
+        click.echo(f"--- {pod.metadata.name} ({pod.spec.node_name})\n{log.rstrip()}")
