@@ -103,7 +103,9 @@ def add_gpu_layer(cfg: PlatformConfig, cluster: Cluster) -> dict[str, Any]:
     runtime_class: str | None = None
     if gpu_pools:
         if cfg.gpu.provider == "gpu-operator":
-            gpu_software = GpuOperator("gpu-operator", GpuOperatorArgs(pools=gpu_pools), opts)
+            gpu_software = GpuOperator(
+                "gpu-operator", GpuOperatorArgs(pools=gpu_pools, install_driver=cfg.gpu.install_driver), opts
+            )
             runtime_class = RUNTIME_CLASS
         else:
             gpu_software = DevicePlugin("gpu-device-plugin", DevicePluginArgs(pools=gpu_pools), opts)

@@ -191,6 +191,10 @@ class GpuConfig(_Model):
         description="device-plugin where nodes have drivers (AKS, EKS NVIDIA AMIs); gpu-operator otherwise.",
     )
     dcgm_exporter: bool = Field(True, description="Install the DCGM exporter on GPU nodes.")
+    install_driver: bool = Field(
+        True,
+        description="gpu-operator only: let the operator install the NVIDIA driver (false when nodes have one).",
+    )
 
 
 class ObservabilityConfig(_Model):

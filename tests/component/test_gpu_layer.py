@@ -273,6 +273,13 @@ def test_gpu_operator_replaces_the_device_plugin_when_asked() -> None:
     assert operator["values"]["dcgmExporter"]["enabled"] is False
     assert operator["values"]["migManager"]["enabled"] is True
     assert values(named(run, "dcgm-exporter-release"))["runtimeClassName"] == "nvidia"
+    assert operator["values"]["driver"]["enabled"] is True
+
+
+def test_gpu_operator_can_leave_an_installed_driver_alone() -> None:
+    cfg = aks_config(gpu={"provider": "gpu-operator", "installDriver": False})
+    run = run_program(layer_program(cfg), stack="test")
+    assert clean(named(run, "gpu-operator-release").inputs)["values"]["driver"]["enabled"] is False
 
 
 def test_switches_turn_parts_off() -> None:
