@@ -18,7 +18,10 @@ KUBECONFIG: Final = "kubeconfig"
 """Kubeconfig of the cluster (secret)."""
 STORAGE_CLASS: Final = "storageClass"
 GPU_POOLS: Final = "gpuPools"
-"""List of ``{name, gpuModel, gpuCount, labels, taints, minCount, maxCount, spot}`` per GPU pool."""
+"""List of ``{name, gpuModel, gpuCount, labels, taints, minCount, maxCount, spot}`` per GPU pool.
+
+``taints`` is a list of ``{key, value, effect}`` objects, the shape Kubernetes uses for tolerations.
+"""
 GPU_TOLERATIONS: Final = "gpuTolerations"
 """Kubernetes tolerations a pod needs to land on any GPU pool."""
 
