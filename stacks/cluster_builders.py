@@ -73,7 +73,9 @@ def aks_args(cfg: PlatformConfig) -> AksClusterArgs:
         location=aks.location,
         kubernetes_version=cfg.kubernetes_version,
         system_pool=system,
-        platform_pool=system,
+        platform_pool=AksNodePool(
+            aks.platform_pool.vm_size, aks.platform_pool.min_count, aks.platform_pool.max_count
+        ),
         gpu_pools=tuple(
             AksGpuPool(
                 spec=gpu_pool_spec(pool, "aks"),

@@ -34,6 +34,7 @@ SUPPORTED_K8S_MINORS = range(30, 36)
 
 NVIDIA_AMI_TYPES = ("AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA", "AL2_x86_64_GPU")
 OPEN_CIDRS = ("0.0.0.0/0", "::/0")
+AKS_RESERVED_POOL_NAMES = frozenset({"system", "platform"})
 
 
 class _Model(BaseModel):
@@ -114,6 +115,14 @@ class AksSystemPoolConfig(_Model):
     spot: bool = Field(False, description="Must stay false: AKS system pools cannot be spot.")
 
 
+class AksPlatformPoolConfig(_Model):
+    """The untainted on-demand AKS user pool that runs platform services (Prometheus, MinIO...)."""
+
+    vm_size: str = Field("Standard_D4s_v5", description="VM size of the platform nodes (a CPU size).")
+    min_count: int = Field(1, ge=1, description="Minimum platform nodes.")
+    max_count: int = Field(3, ge=1, description="Maximum platform nodes.")
+
+
 class AksConfig(_Model):
     """Azure Kubernetes Service settings."""
 
@@ -123,6 +132,9 @@ class AksConfig(_Model):
     )
     system_pool: AksSystemPoolConfig = Field(
         default_factory=AksSystemPoolConfig, description="The on-demand system pool."
+    )
+    platform_pool: AksPlatformPoolConfig = Field(
+        default_factory=AksPlatformPoolConfig, description="The on-demand pool for platform services."
     )
     api_server_authorized_ranges: list[str] = Field(
         default_factory=list, description="CIDRs allowed to reach the API server."
@@ -548,21 +560,22 @@ def _check_aks(aks: AksConfig, issues: list[ConfigIssue]) -> None:
                 "set it to false; put spot capacity in gpuPools",
             )
         )
-    if aks.system_pool.min_count > aks.system_pool.max_count:
-        issues.append(
-            ConfigIssue(
-                "aks.systemPool.minCount", "minCount is greater than maxCount", "make minCount <= maxCount"
+    for key, pool in (("systemPool", aks.system_pool), ("platformPool", aks.platform_pool)):
+        if pool.min_count > pool.max_count:
+            issues.append(
+                ConfigIssue(
+                    f"aks.{key}.minCount", "minCount is greater than maxCount", "make minCount <= maxCount"
+                )
             )
-        )
-    sys_size = machine_type(aks.system_pool.vm_size)
-    if sys_size is not None and sys_size.gpu_count > 0:
-        issues.append(
-            ConfigIssue(
-                "aks.systemPool.vmSize",
-                f"{aks.system_pool.vm_size} is a GPU size; the system pool runs critical add-ons only",
-                "use a CPU size such as Standard_D4s_v5",
+        size = machine_type(pool.vm_size)
+        if size is not None and size.gpu_count > 0:
+            issues.append(
+                ConfigIssue(
+                    f"aks.{key}.vmSize",
+                    f"{pool.vm_size} is a GPU size; this pool runs CPU services only",
+                    "use a CPU size such as Standard_D4s_v5",
+                )
             )
-        )
     _check_cidrs("aks.apiServerAuthorizedRanges", aks.api_server_authorized_ranges, issues)
     ranges = aks.api_server_authorized_ranges
     if not aks.allow_public_api_server and (not ranges or any(r in OPEN_CIDRS for r in ranges)):
@@ -696,6 +709,14 @@ def _check_pool(path: str, pool: GpuPoolConfig, target: str, issues: list[Config
 
 
 def _check_aks_pool(path: str, pool: GpuPoolConfig, issues: list[ConfigIssue]) -> None:
+    if pool.name in AKS_RESERVED_POOL_NAMES:
+        issues.append(
+            ConfigIssue(
+                f"{path}.name",
+                f"'{pool.name}' is the name of the cluster's own {pool.name} pool",
+                "rename the GPU pool, e.g. after its GPU model (t4, a10)",
+            )
+        )
     if pool.instance_types:
         issues.append(ConfigIssue(f"{path}.instanceTypes", "instanceTypes is for EKS", "use vmSize on AKS"))
     if not pool.vm_size:

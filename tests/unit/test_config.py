@@ -184,6 +184,18 @@ INVALID = [
         id="bad-cidr",
     ),
     pytest.param(
+        with_changes(AKS, ("gpuPools.0.name", "system")),
+        "gpuPools[0].name",
+        "cluster's own",
+        id="aks-reserved-name",
+    ),
+    pytest.param(
+        with_changes(AKS, ("aks.platformPool", {"vmSize": "Standard_NC4as_T4_v3"})),
+        "aks.platformPool.vmSize",
+        "GPU size",
+        id="aks-gpu-platform-pool",
+    ),
+    pytest.param(
         with_changes(AKS, ("gpuPools.0.name", "GPU_Pool")),
         "gpuPools[0].name",
         "is not valid",
