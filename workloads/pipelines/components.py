@@ -1,0 +1,183 @@
+"""Lightweight KFP component functions of the training pipeline.
+
+KFP copies each function's source into the step's container, so every import happens inside the
+function and the work is delegated to ``workloads.pipelines.steps``: the step image (or, locally,
+the current environment) must have this project installed. The functions become components in
+``pipeline.build_pipeline``, which picks the image for the target.
+
+This module deliberately has no ``from __future__ import annotations``: KFP reads the parameter
+annotations as real types to build the component interface.
+"""
+
+from typing import NamedTuple
+
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+
+def preprocess(
+    test_size: float,
+    seed: int,
+    train_data: Output[Dataset],
+    test_data: Output[Dataset],
+) -> NamedTuple("PreprocessOutputs", [("data_hash", str), ("n_train", int), ("n_test", int)]):
+    """Load the dataset, validate schema and ranges, hash its content, split it stratified."""
+    from collections import namedtuple
+
+    from workloads.pipelines import steps
+
+    result = steps.preprocess(test_size, seed, train_data.path, test_data.path)
+    for artifact, rows in ((train_data, result["n_train"]), (test_data, result["n_test"])):
+        artifact.metadata.update({"rows": rows, "data_hash": result["data_hash"], "format": "csv"})
+    outputs = namedtuple("PreprocessOutputs", ["data_hash", "n_train", "n_test"])
+    return outputs(result["data_hash"], result["n_train"], result["n_test"])
+
+
+def train(
+    train_data: Input[Dataset],
+    data_hash: str,
+    alpha: float,
+    l1_ratio: float,
+    loss: str,
+    epochs: int,
+    seed: int,
+    checkpoint_every: int,
+    checkpoint_root: str,
+    model: Output[Model],
+    metrics: Output[Metrics],
+) -> NamedTuple("TrainOutputs", [("resumed_from", int), ("history_json", str)]):
+    """Train with periodic checkpoints; a restarted step resumes from the last one."""
+    import json
+    from collections import namedtuple
+
+    from workloads.pipelines import steps
+    from workloads.pipelines.model import TrainParams
+
+    params = TrainParams(
+        alpha=alpha, l1_ratio=l1_ratio, loss=loss, epochs=epochs, seed=seed, checkpoint_every=checkpoint_every
+    )
+    result = steps.train(train_data.path, data_hash, params, checkpoint_root, model.path)
+    model.metadata.update({"framework": "scikit-learn", "format": "pickle", "run_key": result["run_key"]})
+    metrics.log_metric("final_train_log_loss", result["history"][-1])
+    metrics.log_metric("resumed_from_epoch", result["resumed_from"])
+    metrics.log_metric("epochs_run", result["epochs_run"])
+    outputs = namedtuple("TrainOutputs", ["resumed_from", "history_json"])
+    return outputs(result["resumed_from"], json.dumps(result["history"]))
+
+
+def evaluate(
+    model: Input[Model],
+    test_data: Input[Dataset],
+    gate_metric: str,
+    gate_threshold: float,
+    metrics: Output[Metrics],
+) -> NamedTuple("EvaluateOutputs", [("passed", bool), ("metrics_json", str)]):
+    """Compute held-out metrics and apply the quality gate."""
+    import json
+    from collections import namedtuple
+
+    from workloads.pipelines import steps
+
+    result = steps.evaluate(model.path, test_data.path, gate_metric, gate_threshold)
+    for name, value in result["metrics"].items():
+        metrics.log_metric(name, value)
+    outputs = namedtuple("EvaluateOutputs", ["passed", "metrics_json"])
+    return outputs(result["passed"], json.dumps(result["metrics"]))
+
+
+def register(
+    model: Input[Model],
+    test_data: Input[Dataset],
+    data_hash: str,
+    metrics_json: str,
+    history_json: str,
+    resumed_from: int,
+    gate_passed: bool,
+    gate_metric: str,
+    gate_threshold: float,
+    test_size: float,
+    split_seed: int,
+    alpha: float,
+    l1_ratio: float,
+    loss: str,
+    epochs: int,
+    seed: int,
+    tracking_uri: str,
+    experiment: str,
+    artifact_location: str,
+    model_name: str,
+    pipeline_run_id: str,
+    pipeline_run_name: str,
+    git_commit: str,
+    tuning_run_id: str,
+) -> NamedTuple(
+    "RegisterOutputs",
+    [
+        ("model_version", str),
+        ("aliases", str),
+        ("mlflow_run_id", str),
+        ("promoted", bool),
+        ("decision", str),
+        ("pipeline_run_id", str),
+        ("pipeline_run_name", str),
+    ],
+):
+    """Log the candidate to MLflow; register and promote it if it passed the gate.
+
+    A registered version becomes ``challenger``, and ``champion`` when it beats the current one.
+    """
+    import json
+    from collections import namedtuple
+
+    from workloads.pipelines import steps
+
+    params = {
+        "alpha": alpha,
+        "l1_ratio": l1_ratio,
+        "loss": loss,
+        "epochs": epochs,
+        "seed": seed,
+        "test_size": test_size,
+        "split_seed": split_seed,
+    }
+    result = steps.register(
+        model_path=model.path,
+        test_path=test_data.path,
+        params=params,
+        metrics=json.loads(metrics_json),
+        history=json.loads(history_json),
+        data_hash=data_hash,
+        gate_metric=gate_metric,
+        gate_threshold=gate_threshold,
+        gate_passed=gate_passed,
+        resumed_from=resumed_from,
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        artifact_location=artifact_location,
+        model_name=model_name,
+        pipeline_run_id=pipeline_run_id,
+        pipeline_run_name=pipeline_run_name,
+        git_commit=git_commit,
+        tuning_run_id=tuning_run_id,
+    )
+    print(f"register: {result['decision']}")
+    outputs = namedtuple(
+        "RegisterOutputs",
+        [
+            "model_version",
+            "aliases",
+            "mlflow_run_id",
+            "promoted",
+            "decision",
+            "pipeline_run_id",
+            "pipeline_run_name",
+        ],
+    )
+    return outputs(
+        result["version"],
+        ",".join(result["aliases"]),
+        result["run_id"],
+        result["promoted"],
+        result["decision"],
+        pipeline_run_id,
+        pipeline_run_name,
+    )
