@@ -151,3 +151,18 @@ def test_cli_plan_exit_codes(tmp_path: Path, crds: Path) -> None:
     missing = runner.invoke(main, ["plan", "--stack", "nope", "--out", str(tmp_path), "--no-tree"])
     assert missing.exit_code == 1
     assert "no stack file Pulumi.nope.yaml" in missing.output
+
+
+@pytest.mark.parametrize("stack", ["dev", "aks", "eks"])
+def test_program_outputs_parse_with_the_workloads_typed_view(plans: dict[str, StackPlan], stack: str) -> None:
+    """What the program exports is exactly what workloads can read (the contract both ways)."""
+    from stacks.plan.harness import clean
+    from workloads.target import parse_outputs
+
+    run = plans[stack].run
+    assert run is not None
+    revealed = {key: clean(value, reveal=True) for key, value in run.exports.items()}
+    parsed = parse_outputs(revealed, source=f"plan of {stack}")
+    assert parsed.target == stack
+    assert [pool.name for pool in parsed.gpu_pools] == [p["name"] for p in revealed[outputs.GPU_POOLS]]
+    assert parsed.qdrant_url and parsed.s3_endpoint
