@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.text import Text
 from rich.tree import Tree
 
 from stacks.plan.harness import ProgramRun
@@ -81,17 +82,17 @@ def plan(
         if result.config_errors:
             console.print(f"[red]{len(result.config_errors)} configuration error(s):[/]")
             for line in result.config_errors:
-                console.print(f"  - {line}", markup=False)
+                console.print(Text(f"  - {line}"))
             continue
         if result.error:
-            console.print(f"[red]plan failed:[/] {result.error}", markup=False)
+            console.print(Text.assemble(("plan failed: ", "red"), result.error))
             continue
         if tree and result.run is not None:
             console.print(_tree(stack, result.run))
         for finding in result.findings:
-            console.print(f"[red]✗[/] {finding.file} [{finding.rule}] {finding.message}", markup=False)
+            console.print(Text.assemble(("✗ ", "red"), f"{finding.file} [{finding.rule}] {finding.message}"))
         for line in result.unvalidated:
-            console.print(f"[yellow]? unvalidated[/] {line}", markup=False)
+            console.print(Text.assemble(("? unvalidated ", "yellow"), line))
         verdict = "[green]PASS[/]" if result.ok else "[red]FAIL[/]"
         console.print(
             f"{verdict} {stack}: {result.resources} resources ({result.components} components), "
