@@ -165,3 +165,22 @@ def test_extractive_answer_is_labelled_and_cited() -> None:
 def test_extractive_answer_without_passages() -> None:
     answer = ExtractiveGenerator(HashingEmbedder()).answer("anything", [])
     assert answer.citations == [] and "No passage" in answer.text
+
+
+def test_extractive_answer_quotes_short_experiment_facts() -> None:
+    facts = Passage(
+        1,
+        "id-r",
+        0.5,
+        "build/demo/summary.json",
+        "demo summary > metrics",
+        "- metrics accuracy: 0.9825\n- metrics roc_auc: 0.9954",
+        "result",
+        4,
+    )
+    prose = Passage(2, "id-p", 0.3, "docs/x.md", "X", "- metrics accuracy: 0.9825", "doc", 0)
+    answer = ExtractiveGenerator(HashingEmbedder(), max_sentences=3).answer(
+        "metrics accuracy", [facts, prose]
+    )
+    assert "- metrics accuracy: 0.9825 [1]" in answer.text
+    assert "[2]" not in answer.text  # a three-word fragment of prose is still not quoted

@@ -180,10 +180,11 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[*_])")
 _ITEM = re.compile(r"^([-*+]|\d+[.)])\s+")
 
 
-def _sentences(text: str) -> list[str]:
+def _sentences(text: str, min_words: int = 4) -> list[str]:
     """Prose sentences of a Markdown chunk, list items included; code, tables and headings skipped.
 
-    Hard-wrapped lines are joined first, so a sentence is never cut at a line break.
+    Hard-wrapped lines are joined first, so a sentence is never cut at a line break. Sentences
+    shorter than ``min_words`` are dropped (fragments), except where the caller allows short facts.
     """
     units: list[str] = []
     current: list[str] = []
@@ -212,7 +213,7 @@ def _sentences(text: str) -> list[str]:
         current.append(stripped)
     flush()
     sentences = [s.strip() for unit in units for s in _SENTENCE.split(unit)]
-    return [s for s in sentences if len(s.split()) >= 4]
+    return [s for s in sentences if len(s.split()) >= min_words]
 
 
 class ExtractiveGenerator:
@@ -229,7 +230,12 @@ class ExtractiveGenerator:
 
     def answer(self, question: str, passages: Sequence[Passage]) -> Answer:
         """Select, order and cite sentences."""
-        candidates = [(p, i, s) for p in passages for i, s in enumerate(_sentences(p.text))]
+        # Experiment-result facts are short "metrics accuracy: 0.98" lines: keep them whole.
+        candidates = [
+            (p, i, s)
+            for p in passages
+            for i, s in enumerate(_sentences(p.text, min_words=2 if p.kind == "result" else 4))
+        ]
         if not candidates:
             text = EXTRACTIVE_LABEL + "\n\nNo passage matched the question."
             return Answer(text, "extractive", [], list(passages))
