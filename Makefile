@@ -20,9 +20,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create the virtualenv and install the project.
 
-demo: $(STAMP) ## The main job: offline plan of every stack, then the local ML lifecycle.
+demo: $(STAMP) ## The main job: offline plan of every stack, the local ML lifecycle, then RAG over the results.
 	$(BIN)/mlp plan --no-tree
 	$(BIN)/mlp demo
+	$(BIN)/mlp rag ingest
+	$(BIN)/mlp rag ask "How do I share one GPU between pods?" --backend all --top-k 3
+	$(BIN)/mlp rag ask "What accuracy did the registered model reach in the demo?" --top-k 3
 
 plan: $(STAMP) ## Offline plan of every stack with the resource trees.
 	$(BIN)/mlp plan
