@@ -26,6 +26,7 @@ import pulumi_random as random
 from components.alerts import RuleGroup, prometheus_rule_spec
 from components.clusters.base import CAPACITY_LABEL, GPU_MODEL_LABEL, POOL_LABEL
 from components.dashboards import DASHBOARDS, dashboard_text
+from components.helm import pinned_release
 from components.versions import CHARTS, ChartPin
 
 DASHBOARD_LABEL: Final = "grafana_dashboard"
@@ -169,22 +170,18 @@ class Observability(pulumi.ComponentResource):
             string_data={ADMIN_USER_KEY: "admin", ADMIN_PASSWORD_KEY: password.result},
             opts=child,
         )
-        release = k8s.helm.v3.Release(
+        release = pinned_release(
             f"{name}-release",
-            k8s.helm.v3.ReleaseArgs(
-                name=release_name,
-                chart=args.chart.chart,
-                version=args.chart.version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.chart.repository),
-                namespace=ns.metadata.name,
-                values=kube_prometheus_stack_values(
-                    release_name=release_name,
-                    retention=args.retention,
-                    storage_size_gi=args.storage_size_gi,
-                    storage_class=args.storage_class,
-                    admin_secret_name=admin_secret_name,
-                    node_labels=args.node_labels,
-                ),
+            args.chart,
+            release_name=release_name,
+            namespace=ns.metadata.name,
+            values=kube_prometheus_stack_values(
+                release_name=release_name,
+                retention=args.retention,
+                storage_size_gi=args.storage_size_gi,
+                storage_class=args.storage_class,
+                admin_secret_name=admin_secret_name,
+                node_labels=args.node_labels,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[admin]),
         )

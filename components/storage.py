@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.helm import pinned_release
 from components.versions import CHARTS
 
 MINIO_API_PORT = 9000
@@ -27,6 +28,11 @@ DEFAULT_BUCKETS: tuple[str, ...] = ("mlflow", "pipelines", "vectordb-snapshots",
 """Buckets every platform gets: MLflow artifacts, pipeline data, vector DB backups, Milvus data."""
 
 COMMON_LABELS = {"app.kubernetes.io/part-of": "mlplatform", "app.kubernetes.io/managed-by": "pulumi"}
+
+
+def instance_labels(component: str, instance: str) -> dict[str, str]:
+    """The common labels plus the ``component`` and ``instance`` of one data service's objects."""
+    return {**COMMON_LABELS, "app.kubernetes.io/component": component, "app.kubernetes.io/instance": instance}
 
 
 @dataclass(frozen=True)
@@ -192,13 +198,8 @@ class ObjectStorage(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlplatform:storage:ObjectStorage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        pin = CHARTS["minio"]
         self.access = s3_access(name)
-        labels = {
-            **COMMON_LABELS,
-            "app.kubernetes.io/component": "object-storage",
-            "app.kubernetes.io/instance": name,
-        }
+        labels = instance_labels("object-storage", name)
 
         if args.create_namespace:
             ns = k8s.core.v1.Namespace(
@@ -228,12 +229,10 @@ class ObjectStorage(pulumi.ComponentResource):
         )
         self.credentials_secret_name: pulumi.Output[str] = secret.metadata.apply(lambda m: m.name)
 
-        self.release = k8s.helm.v3.Release(
+        self.release = pinned_release(
             f"{name}-release",
-            name=name,
-            chart=pin.chart,
-            version=pin.version,
-            repository_opts={"repo": pin.repository},
+            CHARTS["minio"],
+            release_name=name,
             namespace=self.namespace,
             values=minio_values(args, fullname=name, secret_name=self.access.secret_name),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]),

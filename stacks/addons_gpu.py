@@ -19,31 +19,14 @@ from typing import Any
 import pulumi
 
 from components.alerts import GpuAlertSettings, gpu_rule_groups
-from components.clusters.base import Cluster, GpuPoolInfo, GpuSharing, Mig, Mps, TimeSlicing
+from components.clusters.base import Cluster, GpuPoolInfo
 from components.gpu.dcgm import DcgmExporter, DcgmExporterArgs
 from components.gpu.device_plugin import DevicePlugin, DevicePluginArgs, gpu_pools_only
 from components.gpu.operator import RUNTIME_CLASS, GpuOperator, GpuOperatorArgs
 from components.observability import Observability, ObservabilityArgs
 from stacks import outputs
-from stacks.config import PlatformConfig, SharingConfig
-
-
-def sharing_from_config(sharing: SharingConfig) -> GpuSharing:
-    """The cluster-protocol sharing dataclass for a pool's validated ``sharing`` block."""
-    ts = sharing.time_slicing
-    return GpuSharing(
-        time_slicing=(
-            TimeSlicing(
-                replicas=ts.replicas,
-                rename_by_default=ts.rename_by_default,
-                fail_requests_greater_than_one=ts.fail_requests_greater_than_one,
-            )
-            if ts
-            else None
-        ),
-        mps=Mps(replicas=sharing.mps.replicas) if sharing.mps else None,
-        mig=Mig(strategy=sharing.mig.strategy) if sharing.mig else None,
-    )
+from stacks.cluster_builders import sharing_from_config
+from stacks.config import PlatformConfig
 
 
 def effective_pools(cfg: PlatformConfig, cluster: Cluster) -> list[GpuPoolInfo]:

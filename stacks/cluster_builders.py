@@ -28,15 +28,21 @@ from stacks import outputs
 from stacks.config import GpuPoolConfig, PlatformConfig, SharingConfig, pool_gpu
 
 
-def gpu_sharing(sharing: SharingConfig) -> GpuSharing:
-    """The component-side sharing settings of a pool's ``sharing`` config."""
+def sharing_from_config(sharing: SharingConfig) -> GpuSharing:
+    """The cluster-protocol sharing dataclass for a pool's validated ``sharing`` block."""
     ts = sharing.time_slicing
     return GpuSharing(
-        time_slicing=TimeSlicing(ts.replicas, ts.rename_by_default, ts.fail_requests_greater_than_one)
-        if ts
-        else None,
-        mps=Mps(sharing.mps.replicas) if sharing.mps else None,
-        mig=Mig(sharing.mig.strategy) if sharing.mig else None,
+        time_slicing=(
+            TimeSlicing(
+                replicas=ts.replicas,
+                rename_by_default=ts.rename_by_default,
+                fail_requests_greater_than_one=ts.fail_requests_greater_than_one,
+            )
+            if ts
+            else None
+        ),
+        mps=Mps(replicas=sharing.mps.replicas) if sharing.mps else None,
+        mig=Mig(strategy=sharing.mig.strategy) if sharing.mig else None,
     )
 
 
@@ -50,7 +56,7 @@ def gpu_pool_spec(pool: GpuPoolConfig, target: str) -> GpuPoolSpec:
         min_count=pool.min_count,
         max_count=pool.max_count,
         spot=pool.spot,
-        sharing=gpu_sharing(pool.sharing),
+        sharing=sharing_from_config(pool.sharing),
         extra_labels=dict(pool.labels),
     )
 

@@ -111,11 +111,16 @@ def check_pool_names(args: AksClusterArgs) -> None:
         )
 
 
-def system_pool_profile(pool: AksNodePool, *, kubernetes_version: str) -> dict[str, Any]:
-    """The system pool as a ``ManagedCluster`` agent pool profile (on-demand, critical add-ons only)."""
+def on_demand_pool_settings(pool: AksNodePool, *, role: str, kubernetes_version: str) -> dict[str, Any]:
+    """What the system and platform pools share: on-demand Azure Linux VMSS, autoscaled from ``min_count``.
+
+    Args:
+        pool: The pool's size and bounds.
+        role: The pool's name, also its ``mlplatform.io/pool`` label value.
+        kubernetes_version: Kubernetes version of the nodes.
+
+    """
     return {
-        "name": SYSTEM_POOL_NAME,
-        "mode": "System",
         "type": "VirtualMachineScaleSets",
         "os_type": "Linux",
         "os_sku": "AzureLinux",
@@ -126,10 +131,19 @@ def system_pool_profile(pool: AksNodePool, *, kubernetes_version: str) -> dict[s
         "min_count": pool.min_count,
         "max_count": pool.max_count,
         "scale_set_priority": "Regular",
-        "node_taints": [CRITICAL_ADDONS_TAINT.as_string()],
-        "node_labels": {"mlplatform.io/pool": "system"},
+        "node_labels": {"mlplatform.io/pool": role},
         "orchestrator_version": kubernetes_version,
         "upgrade_settings": {"max_surge": "33%"},
+    }
+
+
+def system_pool_profile(pool: AksNodePool, *, kubernetes_version: str) -> dict[str, Any]:
+    """The system pool as a ``ManagedCluster`` agent pool profile (on-demand, critical add-ons only)."""
+    return {
+        "name": SYSTEM_POOL_NAME,
+        "mode": "System",
+        **on_demand_pool_settings(pool, role=SYSTEM_POOL_NAME, kubernetes_version=kubernetes_version),
+        "node_taints": [CRITICAL_ADDONS_TAINT.as_string()],
     }
 
 
@@ -140,19 +154,7 @@ def platform_pool_spec(
     return {
         "agent_pool_name": PLATFORM_POOL_NAME,
         "mode": "User",
-        "type": "VirtualMachineScaleSets",
-        "os_type": "Linux",
-        "os_sku": "AzureLinux",
-        "vm_size": pool.vm_size,
-        "os_disk_size_gb": pool.os_disk_size_gb,
-        "count": pool.min_count,
-        "enable_auto_scaling": True,
-        "min_count": pool.min_count,
-        "max_count": pool.max_count,
-        "scale_set_priority": "Regular",
-        "node_labels": {"mlplatform.io/pool": "platform"},
-        "orchestrator_version": kubernetes_version,
-        "upgrade_settings": {"max_surge": "33%"},
+        **on_demand_pool_settings(pool, role=PLATFORM_POOL_NAME, kubernetes_version=kubernetes_version),
         "tags": dict(tags),
     }
 

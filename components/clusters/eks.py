@@ -53,6 +53,7 @@ from components.clusters.iam import (
 from components.clusters.network import subnet_layout
 from components.clusters.pools import pool_summary
 from components.clusters.tags import subnet_tags
+from components.helm import pinned_release
 from components.versions import CHARTS, ChartPin
 
 __all__ = [
@@ -275,12 +276,10 @@ class ClusterAutoscaler(pulumi.ComponentResource):
             policy=json.dumps(cluster_autoscaler_policy(args.cluster_name)),
             opts=child,
         )
-        release = k8s.helm.v3.Release(
+        release = pinned_release(
             name,
-            name="cluster-autoscaler",
-            chart=args.chart.chart,
-            version=args.chart.version,
-            repository_opts={"repo": args.chart.repository},
+            args.chart,
+            release_name="cluster-autoscaler",
             namespace=AUTOSCALER_NAMESPACE,
             values=cluster_autoscaler_values(
                 cluster_name=args.cluster_name, region=args.region, role_arn=role.arn

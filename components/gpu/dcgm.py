@@ -35,6 +35,7 @@ from components.gpu.device_plugin import (
     gpu_daemon_tolerations,
     gpu_node_affinity,
 )
+from components.helm import pinned_release
 from components.versions import CHARTS, ChartPin
 
 MetricType = Literal["gauge", "counter"]
@@ -247,21 +248,17 @@ class DcgmExporter(pulumi.ComponentResource):
             data={METRICS_KEY: metrics_csv()},
             opts=child,
         )
-        release = k8s.helm.v3.Release(
+        release = pinned_release(
             f"{name}-release",
-            k8s.helm.v3.ReleaseArgs(
-                name=release_name,
-                chart=args.chart.chart,
-                version=args.chart.version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.chart.repository),
-                namespace=ns.metadata.name,
-                values=dcgm_values(
-                    args.pools,
-                    release_name=release_name,
-                    metrics_config_map=f"{release_name}-counters",
-                    pod_label_allowlist=args.pod_label_allowlist,
-                    runtime_class_name=args.runtime_class_name,
-                ),
+            args.chart,
+            release_name=release_name,
+            namespace=ns.metadata.name,
+            values=dcgm_values(
+                args.pools,
+                release_name=release_name,
+                metrics_config_map=f"{release_name}-counters",
+                pod_label_allowlist=args.pod_label_allowlist,
+                runtime_class_name=args.runtime_class_name,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[counters]),
         )

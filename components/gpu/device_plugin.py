@@ -18,6 +18,7 @@ import pulumi_kubernetes as k8s
 
 from components.clusters.base import POOL_LABEL, GpuPoolInfo, union_tolerations
 from components.gpu.sharing import PluginConfigs, build_configs
+from components.helm import pinned_release
 from components.versions import CHARTS, ChartPin
 
 CRITICAL_ADDONS_TOLERATION = {"key": "CriticalAddonsOnly", "operator": "Exists"}
@@ -130,16 +131,12 @@ class DevicePlugin(pulumi.ComponentResource):
             metadata={"name": args.namespace, "labels": PRIVILEGED_NAMESPACE_LABELS},
             opts=child,
         )
-        release = k8s.helm.v3.Release(
+        release = pinned_release(
             f"{name}-release",
-            k8s.helm.v3.ReleaseArgs(
-                name=args.release_name or name,
-                chart=args.chart.chart,
-                version=args.chart.version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.chart.repository),
-                namespace=ns.metadata.name,
-                values=device_plugin_values(args.pools, gfd=args.gfd, configs=configs),
-            ),
+            args.chart,
+            release_name=args.release_name or name,
+            namespace=ns.metadata.name,
+            values=device_plugin_values(args.pools, gfd=args.gfd, configs=configs),
             opts=child,
         )
         self.namespace = ns.metadata.name

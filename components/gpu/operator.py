@@ -23,6 +23,7 @@ import pulumi_kubernetes as k8s
 from components.clusters.base import GPU_TAINT_KEY, GpuPoolInfo, union_tolerations
 from components.gpu.device_plugin import PRIVILEGED_NAMESPACE_LABELS, gpu_pools_only
 from components.gpu.sharing import PluginConfigs, build_configs
+from components.helm import pinned_release
 from components.versions import CHARTS, ChartPin
 
 RUNTIME_CLASS: Final = "nvidia"
@@ -117,18 +118,12 @@ class GpuOperator(pulumi.ComponentResource):
         ns = k8s.core.v1.Namespace(
             f"{name}-ns", metadata={"name": args.namespace, "labels": PRIVILEGED_NAMESPACE_LABELS}, opts=child
         )
-        release = k8s.helm.v3.Release(
+        release = pinned_release(
             f"{name}-release",
-            k8s.helm.v3.ReleaseArgs(
-                name=release_name,
-                chart=args.chart.chart,
-                version=args.chart.version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.chart.repository),
-                namespace=ns.metadata.name,
-                values=operator_values(
-                    args.pools, release_name=release_name, install_driver=args.install_driver
-                ),
-            ),
+            args.chart,
+            release_name=release_name,
+            namespace=ns.metadata.name,
+            values=operator_values(args.pools, release_name=release_name, install_driver=args.install_driver),
             opts=child,
         )
         self.namespace = ns.metadata.name

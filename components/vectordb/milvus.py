@@ -24,7 +24,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.storage import COMMON_LABELS, ContainerResources, S3Access
+from components.helm import pinned_release
+from components.storage import ContainerResources, S3Access, instance_labels
 from components.versions import CHARTS
 
 MILVUS_PORT = 19530
@@ -197,12 +198,7 @@ class Milvus(pulumi.ComponentResource):
     def __init__(self, name: str, args: MilvusArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:vectordb:Milvus", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        pin = CHARTS["milvus"]
-        labels = {
-            **COMMON_LABELS,
-            "app.kubernetes.io/component": "vectordb",
-            "app.kubernetes.io/instance": name,
-        }
+        labels = instance_labels("vectordb", name)
 
         password = random.RandomPassword(f"{name}-root-password", length=32, special=False, opts=child)
         self.root_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
@@ -218,12 +214,10 @@ class Milvus(pulumi.ComponentResource):
         )
         self.root_secret_name: pulumi.Output[str] = secret.metadata.apply(lambda m: m.name)
 
-        self.release = k8s.helm.v3.Release(
+        self.release = pinned_release(
             f"{name}-release",
-            name=name,
-            chart=pin.chart,
-            version=pin.version,
-            repository_opts={"repo": pin.repository},
+            CHARTS["milvus"],
+            release_name=name,
             namespace=args.namespace,
             values=milvus_values(args, fullname=name, root_secret=root_secret_name(name)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]),

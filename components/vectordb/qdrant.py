@@ -25,7 +25,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.storage import COMMON_LABELS, ContainerResources, S3Access
+from components.helm import pinned_release
+from components.storage import ContainerResources, S3Access, instance_labels
 from components.vectordb import snapshot
 from components.versions import CHARTS
 
@@ -167,12 +168,7 @@ class Qdrant(pulumi.ComponentResource):
     def __init__(self, name: str, args: QdrantArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:vectordb:Qdrant", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        pin = CHARTS["qdrant"]
-        labels = {
-            **COMMON_LABELS,
-            "app.kubernetes.io/component": "vectordb",
-            "app.kubernetes.io/instance": name,
-        }
+        labels = instance_labels("vectordb", name)
 
         password = random.RandomPassword(f"{name}-api-key", length=48, special=False, opts=child)
         self.api_key: pulumi.Output[str] = pulumi.Output.secret(password.result)
@@ -185,12 +181,10 @@ class Qdrant(pulumi.ComponentResource):
         )
         self.api_key_secret_name: pulumi.Output[str] = secret.metadata.apply(lambda m: m.name)
 
-        self.release = k8s.helm.v3.Release(
+        self.release = pinned_release(
             f"{name}-release",
-            name=name,
-            chart=pin.chart,
-            version=pin.version,
-            repository_opts={"repo": pin.repository},
+            CHARTS["qdrant"],
+            release_name=name,
             namespace=args.namespace,
             values=qdrant_values(args, fullname=name, api_key_secret=api_key_secret_name(name)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]),

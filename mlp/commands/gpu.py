@@ -73,7 +73,7 @@ def placement_for(stack: str | None, outputs: StackOutputs, pool: str | None) ->
     """Placement on ``pool`` with its sharing from the stack's config (whole GPUs if unknown)."""
     from components.clusters.base import POOL_LABEL
     from components.gpu.sharing import advertised_resources, shares_per_device
-    from stacks.addons_gpu import sharing_from_config
+    from stacks.cluster_builders import sharing_from_config
     from stacks.config import load_stack_file
     from workloads.gpu.manifests import placement_from_outputs
 

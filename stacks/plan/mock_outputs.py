@@ -126,22 +126,18 @@ def _arn(service: str, resource: str, region: str = "") -> str:
     return f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{resource}"
 
 
-def _iam_role(args: MockResourceArgs) -> Mapping[str, Any]:
-    name = autoname(args, sep="-")
-    return {
-        "name": name,
-        "arn": _arn("iam", f"role/{name}"),
-        "uniqueId": f"AROA{fake_secret(name, 17).upper()}",
-    }
+def _iam(kind: str, id_key: str, id_prefix: str) -> Any:
+    """Outputs of a named IAM entity: ``name``, ``arn`` and its unique id (``AROA...``, ``ANPA...``)."""
 
+    def compute(args: MockResourceArgs) -> Mapping[str, Any]:
+        name = autoname(args, sep="-")
+        return {
+            "name": name,
+            "arn": _arn("iam", f"{kind}/{name}"),
+            id_key: f"{id_prefix}{fake_secret(name, 17).upper()}",
+        }
 
-def _iam_policy(args: MockResourceArgs) -> Mapping[str, Any]:
-    name = autoname(args, sep="-")
-    return {
-        "name": name,
-        "arn": _arn("iam", f"policy/{name}"),
-        "policyId": f"ANPA{fake_secret(name, 17).upper()}",
-    }
+    return compute
 
 
 def _iam_role_policy(args: MockResourceArgs) -> Mapping[str, Any]:
@@ -352,8 +348,8 @@ COMPUTED: dict[str, Any] = {
     "azure-native:containerservice:ManagedCluster": _aks_managed_cluster,
     "azure-native:containerservice:AgentPool": _aks_agent_pool,
     # aws
-    "aws:iam/role:Role": _iam_role,
-    "aws:iam/policy:Policy": _iam_policy,
+    "aws:iam/role:Role": _iam("role", "uniqueId", "AROA"),
+    "aws:iam/policy:Policy": _iam("policy", "policyId", "ANPA"),
     "aws:iam/rolePolicy:RolePolicy": _iam_role_policy,
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": _iam_oidc_provider,
     "aws:kms/key:Key": _kms_key,
