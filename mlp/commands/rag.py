@@ -6,21 +6,28 @@ error; 3 a verification failed (restore count mismatch, crash test, out-of-date 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
-from workloads.target import resolve_target, target_options
+from workloads.target import LOCAL, resolve_target, target_options
 
 if TYPE_CHECKING:
     from workloads.rag.app import RagApp
-    from workloads.rag.ingest import IngestReport
+    from workloads.rag.ingest import IngestReport, Progress
+    from workloads.rag.sources import Document
+    from workloads.rag.stores.base import Filter
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_VERIFY = 3
 
@@ -31,13 +38,56 @@ class VerificationFailed(click.ClickException):
     exit_code = EXIT_VERIFY
 
 
-def _app(target: str, outputs_file: Path | None, **overrides: Any) -> RagApp:
-    from workloads.rag.app import RagApp
-    from workloads.rag.settings import RagSettings
+@dataclass(frozen=True)
+class _AppOptions:
+    """Where a command's app points: the target and the settings its flags override (``None``: unset)."""
 
-    resolved = resolve_target(target, outputs_file)
-    settings = RagSettings.from_env(home=resolved.home / "rag", **overrides)
-    return RagApp(settings, outputs=resolved.outputs)
+    target: str = LOCAL
+    outputs_file: Path | None = None
+    alias: str | None = None
+    embedder: str | None = None
+    chunk_tokens: int | None = None
+    overlap_tokens: int | None = None
+
+    def open(self, **overrides: Any) -> RagApp:
+        """The app for the target, with these options and ``overrides`` applied to the settings."""
+        from workloads.rag.app import RagApp
+        from workloads.rag.settings import RagSettings
+
+        resolved = resolve_target(self.target, self.outputs_file)
+        settings = RagSettings.from_env(
+            home=resolved.home / "rag",
+            alias=self.alias,
+            embedder=self.embedder,
+            chunk_tokens=self.chunk_tokens,
+            overlap_tokens=self.overlap_tokens,
+            **overrides,
+        )
+        return RagApp(settings, outputs=resolved.outputs)
+
+
+@dataclass(frozen=True)
+class _FilterOptions:
+    """The payload filter flags as given: ``--filter`` expressions, ``--source`` and ``--kind``."""
+
+    filters: tuple[str, ...] = ()
+    source: tuple[str, ...] = ()
+    kind: tuple[str, ...] = ()
+
+    def parse(self) -> Filter | None:
+        """One filter from all the flags, or ``None`` when none was given.
+
+        Raises:
+            ValueError: On a malformed ``--filter`` expression.
+        """
+        from workloads.rag.stores.base import Filter
+
+        expressions = list(self.filters)
+        if self.source:
+            expressions.append("source=" + ",".join(self.source))
+        if self.kind:
+            expressions.append("kind=" + ",".join(self.kind))
+        return Filter.parse(expressions) if expressions else None
 
 
 @contextmanager
@@ -92,6 +142,41 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
         yield update
 
 
+def _options(*options: Callable[[F], F]) -> Callable[[F], F]:
+    """Several click options and arguments as one decorator; ``--help`` lists them in this order."""
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _bundle(argument: str, bundle: type[Any], *options: Callable[[F], F]) -> Callable[[F], F]:
+    """Add ``options`` to a command and hand it their values as one dataclass, ``argument``.
+
+    The values of the parameters named like fields of ``bundle`` go into it; the others pass
+    through. ``--help`` is unchanged: the options appear where the decorator stands.
+    """
+    names = [f.name for f in dataclasses.fields(bundle)]
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in names if name in kwargs}
+            return command(*args, **kwargs, **{argument: bundle(**values)})
+
+        return _options(*options)(cast(F, run))
+
+    return decorate
+
+
+def _app_options(*options: Callable[[F], F]) -> Callable[[F], F]:
+    """``options`` (target and settings flags) handed to the command as ``app_options: _AppOptions``."""
+    return _bundle("app_options", _AppOptions, *options)
+
+
 _backend_option = click.option(
     "--backend",
     type=click.Choice(["qdrant", "milvus", "all"]),
@@ -113,7 +198,7 @@ _embedder_option = click.option(
     default=None,
     help="minilm (offline all-MiniLM-L6-v2, default), openai (MLP_RAG_EMBEDDINGS_URL/_MODEL), hash (no model; smoke tests).",
 )
-_chunk_options = [
+_chunk_options = _options(
     click.option(
         "--chunk-tokens",
         type=click.IntRange(32, 2048),
@@ -126,23 +211,24 @@ _chunk_options = [
         default=None,
         help="Tokens shared by consecutive chunks of a section (default 40; env MLP_RAG_OVERLAP_TOKENS).",
     ),
-]
-
-
-def _with_chunk_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(_chunk_options):
-        command = option(command)
-    return command
-
+)
+_index_options = _app_options(_alias_option, _embedder_option, _chunk_options, target_options)
+"""Target and index settings of the commands that (re)build the index: ingest, reindex, eval."""
+_query_options = _app_options(_alias_option, _embedder_option, target_options)
+"""Target and index settings of the commands that only query it: ask, search."""
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
-_paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-_results_option = click.option(
-    "--results/--no-results",
-    default=True,
-    show_default=True,
-    help="Also ingest the JSON experiment reports under build/ (as text facts).",
+_corpus_options = _options(
+    click.argument("paths", nargs=-1, type=click.Path(path_type=Path)),
+    _backend_option,
+    click.option(
+        "--results/--no-results",
+        default=True,
+        show_default=True,
+        help="Also ingest the JSON experiment reports under build/ (as text facts).",
+    ),
 )
+"""The corpus and the backends of ingest and reindex."""
 
 
 @click.group()
@@ -179,32 +265,55 @@ def _print_ingest(report: IngestReport, title: str) -> None:
         )
 
 
+def _write_index(
+    app_options: _AppOptions,
+    paths: tuple[Path, ...],
+    results: bool,
+    as_json: bool,
+    write: Callable[[RagApp, list[Document], Progress | None], IngestReport],
+    *,
+    title: str,
+    require_documents: bool = False,
+) -> None:
+    """Read the corpus, ``write`` it into the index under a progress display, and report.
+
+    Args:
+        app_options: Target and settings.
+        paths: Corpus paths given on the command line (the default docs when empty).
+        results: Whether the JSON experiment reports join the corpus.
+        as_json: Print the report as JSON instead of a summary.
+        write: Ingests or re-indexes the documents; returns the report.
+        title: First word of the summary.
+        require_documents: Fail (exit 1) on an empty corpus instead of writing it.
+    """
+    with _errors(), app_options.open() as app:
+        documents = app.corpus([str(p) for p in paths] or _default_paths(), results=results)
+        if require_documents and not documents:
+            raise click.ClickException("no Markdown or text documents found; run from the repository root")
+        with _progress(not as_json) as progress:
+            report = write(app, documents, progress)
+    if as_json:
+        _emit(report.to_dict())
+    else:
+        _print_ingest(report, title)
+
+
 @rag.command()
-@_paths_argument
-@_backend_option
-@_results_option
+@_corpus_options
 @click.option(
     "--prune/--no-prune",
     default=True,
     show_default=True,
     help="Delete indexed sources that are no longer in the corpus.",
 )
-@_alias_option
-@_embedder_option
-@_with_chunk_options
-@target_options
+@_index_options
 @_json_option
 def ingest(
     paths: tuple[Path, ...],
     backend: str,
     results: bool,
     prune: bool,
-    alias: str | None,
-    embedder: str | None,
-    chunk_tokens: int | None,
-    overlap_tokens: int | None,
-    target: str,
-    outputs_file: Path | None,
+    app_options: _AppOptions,
     as_json: bool,
 ) -> None:
     """Index the docs (default: README.md docs/ adr/) incrementally, by content hash.
@@ -214,26 +323,10 @@ def ingest(
     """
     from workloads.rag.app import parse_backends
 
-    with (
-        _errors(),
-        _app(
-            target,
-            outputs_file,
-            alias=alias,
-            embedder=embedder,
-            chunk_tokens=chunk_tokens,
-            overlap_tokens=overlap_tokens,
-        ) as app,
-    ):
-        documents = app.corpus([str(p) for p in paths] or _default_paths(), results=results)
-        if not documents:
-            raise click.ClickException("no Markdown or text documents found; run from the repository root")
-        with _progress(not as_json) as progress:
-            report = app.ingest(parse_backends(backend), documents, prune=prune, progress=progress)
-    if as_json:
-        _emit(report.to_dict())
-    else:
-        _print_ingest(report, "Ingested")
+    def write(app: RagApp, documents: list[Document], progress: Progress | None) -> IngestReport:
+        return app.ingest(parse_backends(backend), documents, prune=prune, progress=progress)
+
+    _write_index(app_options, paths, results, as_json, write, title="Ingested", require_documents=True)
 
 
 def _default_paths() -> list[str]:
@@ -243,28 +336,18 @@ def _default_paths() -> list[str]:
 
 
 @rag.command()
-@_paths_argument
-@_backend_option
-@_results_option
+@_corpus_options
 @click.option(
     "--keep-old", is_flag=True, help="Keep the previous collection (for a rollback with `mlp rag alias`)."
 )
-@_alias_option
-@_embedder_option
-@_with_chunk_options
-@target_options
+@_index_options
 @_json_option
 def reindex(
     paths: tuple[Path, ...],
     backend: str,
     results: bool,
     keep_old: bool,
-    alias: str | None,
-    embedder: str | None,
-    chunk_tokens: int | None,
-    overlap_tokens: int | None,
-    target: str,
-    outputs_file: Path | None,
+    app_options: _AppOptions,
     as_json: bool,
 ) -> None:
     """Rebuild the index into a new collection and switch the alias to it with no downtime.
@@ -274,38 +357,13 @@ def reindex(
     """
     from workloads.rag.app import parse_backends
 
-    with (
-        _errors(),
-        _app(
-            target,
-            outputs_file,
-            alias=alias,
-            embedder=embedder,
-            chunk_tokens=chunk_tokens,
-            overlap_tokens=overlap_tokens,
-        ) as app,
-    ):
-        documents = app.corpus([str(p) for p in paths] or _default_paths(), results=results)
-        with _progress(not as_json) as progress:
-            report = app.reindex(parse_backends(backend), documents, keep_old=keep_old, progress=progress)
-    if as_json:
-        _emit(report.to_dict())
-    else:
-        _print_ingest(report, "Re-indexed")
+    def write(app: RagApp, documents: list[Document], progress: Progress | None) -> IngestReport:
+        return app.reindex(parse_backends(backend), documents, keep_old=keep_old, progress=progress)
+
+    _write_index(app_options, paths, results, as_json, write, title="Re-indexed")
 
 
-def _filters(filters: tuple[str, ...], source: tuple[str, ...], kind: tuple[str, ...]) -> Any:
-    from workloads.rag.stores.base import Filter
-
-    expressions = list(filters)
-    if source:
-        expressions.append("source=" + ",".join(source))
-    if kind:
-        expressions.append("kind=" + ",".join(kind))
-    return Filter.parse(expressions) if expressions else None
-
-
-_filter_options = [
+_retrieval_options = _options(
     click.option(
         "-k",
         "--top-k",
@@ -315,33 +373,32 @@ _filter_options = [
         show_default=True,
         help="Passages to retrieve.",
     ),
-    click.option(
-        "--filter",
-        "-f",
-        "filters",
-        multiple=True,
-        help="Payload filter, repeatable: source=docs/a.md, kind=doc,adr, source!=README.md, position<=3.",
+    _bundle(
+        "where",
+        _FilterOptions,
+        click.option(
+            "--filter",
+            "-f",
+            "filters",
+            multiple=True,
+            help="Payload filter, repeatable: source=docs/a.md, kind=doc,adr, source!=README.md, position<=3.",
+        ),
+        click.option("--source", multiple=True, help="Only these source paths (repeatable)."),
+        click.option(
+            "--kind",
+            multiple=True,
+            type=click.Choice(["doc", "adr", "readme", "result"]),
+            help="Only these kinds of source (repeatable); `result` = experiment reports.",
+        ),
     ),
-    click.option("--source", multiple=True, help="Only these source paths (repeatable)."),
-    click.option(
-        "--kind",
-        multiple=True,
-        type=click.Choice(["doc", "adr", "readme", "result"]),
-        help="Only these kinds of source (repeatable); `result` = experiment reports.",
-    ),
-]
-
-
-def _with_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(_filter_options):
-        command = option(command)
-    return command
+)
+"""``-k`` and the payload filter flags of ask and search (the filter as ``where: _FilterOptions``)."""
 
 
 @rag.command()
 @click.argument("question")
 @_one_backend_option
-@_with_filter_options
+@_retrieval_options
 @click.option(
     "--llm-url", default=None, help="OpenAI-compatible chat endpoint base URL (overrides MLP_RAG_LLM_URL)."
 )
@@ -351,37 +408,25 @@ def _with_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--extractive", is_flag=True, help="Answer extractively even when an LLM endpoint is configured."
 )
-@_alias_option
-@_embedder_option
-@target_options
+@_query_options
 @_json_option
 def ask(
     question: str,
     backend: str,
     k: int,
-    filters: tuple[str, ...],
-    source: tuple[str, ...],
-    kind: tuple[str, ...],
+    where: _FilterOptions,
     llm_url: str | None,
     llm_model: str | None,
     extractive: bool,
-    alias: str | None,
-    embedder: str | None,
-    target: str,
-    outputs_file: Path | None,
+    app_options: _AppOptions,
     as_json: bool,
 ) -> None:
     """Answer QUESTION from the index, citing the passages used."""
     from workloads.rag.app import parse_backends
 
     results = []
-    with (
-        _errors(),
-        _app(
-            target, outputs_file, alias=alias, embedder=embedder, llm_url=llm_url, llm_model=llm_model
-        ) as app,
-    ):
-        filter_ = _filters(filters, source, kind)
+    with _errors(), app_options.open(llm_url=llm_url, llm_model=llm_model) as app:
+        filter_ = where.parse()
         mode = "extractive" if extractive else "auto"
         for name in parse_backends(backend):
             results.append(app.ask(name, question, k=k, filter=filter_, mode=mode))
@@ -418,30 +463,18 @@ def _print_answers(question: str, results: list[Any]) -> None:
 @rag.command()
 @click.argument("query")
 @_one_backend_option
-@_with_filter_options
-@_alias_option
-@_embedder_option
-@target_options
+@_retrieval_options
+@_query_options
 @_json_option
 def search(
-    query: str,
-    backend: str,
-    k: int,
-    filters: tuple[str, ...],
-    source: tuple[str, ...],
-    kind: tuple[str, ...],
-    alias: str | None,
-    embedder: str | None,
-    target: str,
-    outputs_file: Path | None,
-    as_json: bool,
+    query: str, backend: str, k: int, where: _FilterOptions, app_options: _AppOptions, as_json: bool
 ) -> None:
     """Semantic search: print the passages closest to QUERY, with their metadata."""
     from workloads.rag.app import parse_backends
 
     out: dict[str, list[dict[str, Any]]] = {}
-    with _errors(), _app(target, outputs_file, alias=alias, embedder=embedder) as app:
-        filter_ = _filters(filters, source, kind)
+    with _errors(), app_options.open() as app:
+        filter_ = where.parse()
         for name in parse_backends(backend):
             out[name] = [p.to_dict() for p in app.search(name, query, k=k, filter=filter_)]
     if as_json:
@@ -492,10 +525,7 @@ def search(
     help="Report path (default: build/rag/eval.json; a PNG plot is written beside it).",
 )
 @click.option("--plot/--no-plot", "with_plot", default=True, show_default=True, help="Write the PNG plot.")
-@_alias_option
-@_embedder_option
-@_with_chunk_options
-@target_options
+@_index_options
 @_json_option
 def eval_(
     backend: str,
@@ -506,12 +536,7 @@ def eval_(
     do_ingest: bool,
     out: Path | None,
     with_plot: bool,
-    alias: str | None,
-    embedder: str | None,
-    chunk_tokens: int | None,
-    overlap_tokens: int | None,
-    target: str,
-    outputs_file: Path | None,
+    app_options: _AppOptions,
     as_json: bool,
 ) -> None:
     """Score retrieval per backend: recall@k and MRR on labelled questions, plus query latency."""
@@ -523,17 +548,7 @@ def eval_(
     except ValueError:
         raise click.BadParameter("expected comma-separated integers", param_hint="--k") from None
     backends = parse_backends(backend)
-    with (
-        _errors(),
-        _app(
-            target,
-            outputs_file,
-            alias=alias,
-            embedder=embedder,
-            chunk_tokens=chunk_tokens,
-            overlap_tokens=overlap_tokens,
-        ) as app,
-    ):
+    with _errors(), app_options.open() as app:
         ingest_report = None
         if do_ingest:
             with _progress(not as_json) as progress:
@@ -588,18 +603,9 @@ def eval_(
     show_default=True,
     help="Timed repetitions of every labelled question for query latency.",
 )
-@_embedder_option
-@_with_chunk_options
+@_app_options(_embedder_option, _chunk_options)
 @_json_option
-def bench(
-    backend: str,
-    out: Path | None,
-    repeats: int,
-    embedder: str | None,
-    chunk_tokens: int | None,
-    overlap_tokens: int | None,
-    as_json: bool,
-) -> None:
+def bench(backend: str, out: Path | None, repeats: int, app_options: _AppOptions, as_json: bool) -> None:
     """Measure ingestion throughput (from scratch, in throw-away stores) and query latency p50/p95.
 
     Uses the embedded engines; the live index is only read (and brought up to date) for the
@@ -608,12 +614,7 @@ def bench(
     from workloads.rag.app import DEFAULT_BENCH_OUT, machine_info, parse_backends
 
     backends = parse_backends(backend)
-    with (
-        _errors(),
-        _app(
-            "local", None, embedder=embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens
-        ) as app,
-    ):
+    with _errors(), app_options.open() as app:
         documents = app.corpus(_default_paths())
         with _progress(not as_json) as progress:
             fresh = app.bench_ingest(backends, documents, progress=progress)
@@ -651,14 +652,14 @@ def bench(
 
 @rag.command()
 @_backend_option
-@target_options
+@_app_options(target_options)
 @_json_option
-def collections(backend: str, target: str, outputs_file: Path | None, as_json: bool) -> None:
+def collections(backend: str, app_options: _AppOptions, as_json: bool) -> None:
     """List collections, their point counts and the aliases pointing at them."""
     from workloads.rag.app import parse_backends
 
     data: dict[str, Any] = {}
-    with _errors(), _app(target, outputs_file) as app:
+    with _errors(), app_options.open() as app:
         for name in parse_backends(backend):
             store = app.store(name)
             aliases = store.aliases()
@@ -682,12 +683,12 @@ def collections(backend: str, target: str, outputs_file: Path | None, as_json: b
 @click.argument("alias_name")
 @click.argument("collection")
 @_backend_option
-@target_options
-def alias(alias_name: str, collection: str, backend: str, target: str, outputs_file: Path | None) -> None:
+@_app_options(target_options)
+def alias(alias_name: str, collection: str, backend: str, app_options: _AppOptions) -> None:
     """Point ALIAS_NAME at COLLECTION atomically (e.g. roll back after a re-index with --keep-old)."""
     from workloads.rag.app import parse_backends
 
-    with _errors(), _app(target, outputs_file) as app:
+    with _errors(), app_options.open() as app:
         for name in parse_backends(backend):
             app.store(name).set_alias(alias_name, collection)
             click.echo(f"{name}: {alias_name} -> {collection}")
@@ -697,14 +698,14 @@ def alias(alias_name: str, collection: str, backend: str, target: str, outputs_f
 @click.argument("collection")
 @_backend_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@target_options
-def drop(collection: str, backend: str, yes: bool, target: str, outputs_file: Path | None) -> None:
+@_app_options(target_options)
+def drop(collection: str, backend: str, yes: bool, app_options: _AppOptions) -> None:
     """Delete COLLECTION (and aliases pointing at it)."""
     from workloads.rag.app import parse_backends
 
     if not yes:
         click.confirm(f"Delete collection {collection!r} ({backend})?", abort=True)
-    with _errors(), _app(target, outputs_file) as app:
+    with _errors(), app_options.open() as app:
         for name in parse_backends(backend):
             store = app.store(name)
             if store.has_collection(collection):
@@ -730,15 +731,14 @@ def drop(collection: str, backend: str, yes: bool, target: str, outputs_file: Pa
     default=None,
     help="Directory for the archives (default: .mlp/rag/backups).",
 )
-@target_options
+@_app_options(target_options)
 @_json_option
 def backup(
     backend: str,
     collection: str | None,
     kind: str,
     out_dir: Path | None,
-    target: str,
-    outputs_file: Path | None,
+    app_options: _AppOptions,
     as_json: bool,
 ) -> None:
     """Write a backup archive per backend (a tar with a manifest of engine, dimension and count)."""
@@ -747,7 +747,7 @@ def backup(
     from workloads.rag.app import parse_backends
 
     written = []
-    with _errors(), _app(target, outputs_file) as app:
+    with _errors(), app_options.open() as app:
         directory = out_dir or app.settings.backups_path
         stamp = _time.strftime("%Y%m%dT%H%M%SZ", _time.gmtime())
         for name in parse_backends(backend):
@@ -774,21 +774,13 @@ def backup(
 @click.option(
     "--switch-alias", is_flag=True, help="Point the index alias at the restored collection afterwards."
 )
-@_alias_option
-@target_options
+@_app_options(_alias_option, target_options)
 @_json_option
 def restore(
-    archive: Path,
-    backend: str,
-    collection: str,
-    switch_alias: bool,
-    alias: str | None,
-    target: str,
-    outputs_file: Path | None,
-    as_json: bool,
+    archive: Path, backend: str, collection: str, switch_alias: bool, app_options: _AppOptions, as_json: bool
 ) -> None:
     """Restore ARCHIVE into a new collection and verify the point count (exit 3 on a mismatch)."""
-    with _errors(), _app(target, outputs_file, alias=alias) as app:
+    with _errors(), app_options.open() as app:
         store = app.store(backend)  # type: ignore[arg-type]
         report = store.restore(archive, collection)
         if switch_alias:

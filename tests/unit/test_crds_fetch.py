@@ -37,7 +37,9 @@ def mirror(tmp_path: Path, crds: Path) -> Iterator[str]:
 
 
 @pytest.mark.timeout(60)
-def test_fetch_writes_every_pinned_file_and_validator_uses_them(mirror: str, tmp_path: Path, crds: Path) -> None:
+def test_fetch_writes_every_pinned_file_and_validator_uses_them(
+    mirror: str, tmp_path: Path, crds: Path
+) -> None:
     dest = tmp_path / "cache"
     written = fetch_crds(dest, base_url=mirror)
     assert len(written) == sum(len(paths) for paths in CRD_SOURCES.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,18 +38,8 @@ questions:
 
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for rel, text in CORPUS.items():
-        path = tmp_path / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    (tmp_path / "questions.yaml").write_text(QUESTIONS)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLP_HOME", str(tmp_path / ".mlp"))
-    monkeypatch.setenv("MLP_RAG_EMBEDDER", "hash")
-    for var in ("MLP_RAG_LLM_URL", "MLP_TARGET", "MLP_OUTPUTS_FILE"):
-        monkeypatch.delenv(var, raising=False)
-    return tmp_path
+def repo(make_rag_repo: Callable[..., Path]) -> Path:
+    return make_rag_repo(CORPUS, QUESTIONS, embedder="hash")
 
 
 def run(*args: str) -> Result:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -84,16 +85,8 @@ def test_minilm_is_offline_normalised_and_reads_256_tokens(monkeypatch: pytest.M
     assert float(np.min(np.sum(expected * bf16, axis=1))) > 0.999
 
 
-def test_ingest_ask_eval_on_both_engines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for rel, text in CORPUS.items():
-        path = tmp_path / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    (tmp_path / "questions.yaml").write_text(QUESTIONS)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLP_HOME", str(tmp_path / ".mlp"))
-    for var in ("MLP_RAG_EMBEDDER", "MLP_RAG_LLM_URL", "MLP_TARGET", "MLP_OUTPUTS_FILE"):
-        monkeypatch.delenv(var, raising=False)
+def test_ingest_ask_eval_on_both_engines(make_rag_repo: Callable[..., Path]) -> None:
+    make_rag_repo(CORPUS, QUESTIONS)  # the default embedder: MiniLM
     runner = CliRunner()
 
     ingest = runner.invoke(main, ["rag", "ingest", "--json"], catch_exceptions=False)

@@ -12,7 +12,7 @@ import pytest
 from workloads.rag.embeddings import HashingEmbedder
 from workloads.rag.ingest import Ingestor
 from workloads.rag.settings import RagSettings
-from workloads.rag.sources import discover
+from workloads.rag.sources import Document, discover
 from workloads.rag.stores.base import StoreError, VectorStore
 from workloads.rag.stores.milvus import MilvusStore
 from workloads.rag.stores.qdrant_edge import QdrantEdgeStore
@@ -61,6 +61,17 @@ def write_corpus(root: Path, files: dict[str, str]) -> None:
 
 
 @pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    write_corpus(root, DOCS)
+    return root
+
+
+def corpus(root: Path) -> list[Document]:
+    return discover(root, ["README.md", "docs"], results=None)
+
+
+@pytest.fixture
 def stores(tmp_path: Path) -> Iterator[dict[str, VectorStore]]:
     opened: dict[str, VectorStore] = {
         "qdrant": QdrantEdgeStore(tmp_path / "state" / "qdrant"),
@@ -83,13 +94,11 @@ def snapshot(store: VectorStore, alias: str = "mlp_docs") -> dict[str, tuple[str
     return {r.id: (r.payload["source"], r.payload["doc_hash"]) for r in records}
 
 
-def test_incremental_ingestion(tmp_path: Path, stores: dict[str, VectorStore]) -> None:
-    root = tmp_path / "repo"
-    write_corpus(root, DOCS)
+def test_incremental_ingestion(tmp_path: Path, repo: Path, stores: dict[str, VectorStore]) -> None:
     embedder = CountingEmbedder()
     ingestor = Ingestor(stores, embedder, settings(tmp_path))
 
-    first = ingestor.ingest(discover(root, ["README.md", "docs"], results=None))
+    first = ingestor.ingest(corpus(repo))
     assert first.documents == 3 and first.changed == 3 and first.unchanged == 0
     assert first.chunks == first.embedded == embedder.embedded > 0
     assert first.points == {"qdrant": first.chunks, "milvus": first.chunks}
@@ -98,15 +107,15 @@ def test_incremental_ingestion(tmp_path: Path, stores: dict[str, VectorStore]) -
     assert snapshot(qdrant) == snapshot(milvus)
 
     # Nothing changed: nothing is chunked, embedded or written.
-    again = ingestor.ingest(discover(root, ["README.md", "docs"], results=None))
+    again = ingestor.ingest(corpus(repo))
     assert again.unchanged == 3 and again.changed == 0 and embedder.embedded == first.embedded
 
     # One section edited: only its chunk is embedded; the rest of the file is reused.
     before = snapshot(qdrant)
     write_corpus(
-        root, {"docs/gpu.md": DOCS["docs/gpu.md"].replace("scale to zero", "scale down to zero nodes")}
+        repo, {"docs/gpu.md": DOCS["docs/gpu.md"].replace("scale to zero", "scale down to zero nodes")}
     )
-    edited = ingestor.ingest(discover(root, ["README.md", "docs"], results=None))
+    edited = ingestor.ingest(corpus(repo))
     assert edited.changed == 1 and edited.unchanged == 2
     assert edited.embedded == 1 and edited.reused >= 1
     assert embedder.embedded == first.embedded + 1
@@ -118,21 +127,19 @@ def test_incremental_ingestion(tmp_path: Path, stores: dict[str, VectorStore]) -
     assert "scale down to zero nodes" in hits[0].payload["text"]
 
     # A file leaves the corpus: its points are pruned (or kept with prune=False).
-    (root / "docs/serving.md").unlink()
-    kept = ingestor.ingest(discover(root, ["README.md", "docs"], results=None), prune=False)
+    (repo / "docs/serving.md").unlink()
+    kept = ingestor.ingest(corpus(repo), prune=False)
     assert kept.pruned_sources == [] and "docs/serving.md" in {s for s, _ in snapshot(qdrant).values()}
-    pruned = ingestor.ingest(discover(root, ["README.md", "docs"], results=None))
+    pruned = ingestor.ingest(corpus(repo))
     assert pruned.pruned_sources == ["docs/serving.md"]
     for store in stores.values():
         assert "docs/serving.md" not in {s for s, _ in snapshot(store).values()}
 
 
 def test_interrupted_ingestion_is_repaired_without_duplicates(
-    tmp_path: Path, stores: dict[str, VectorStore]
+    tmp_path: Path, repo: Path, stores: dict[str, VectorStore]
 ) -> None:
-    root = tmp_path / "repo"
-    write_corpus(root, DOCS)
-    documents = discover(root, ["README.md", "docs"], results=None)
+    documents = corpus(repo)
     reference = Ingestor(stores, CountingEmbedder(), settings(tmp_path)).ingest(documents)
 
     class Crash(RuntimeError):
@@ -145,8 +152,8 @@ def test_interrupted_ingestion_is_repaired_without_duplicates(
             return super().embed(texts)
 
     # Rewrite every document, crash after the first embedding batch.
-    write_corpus(root, {rel: text.replace("GPU", "accelerator") for rel, text in DOCS.items()})
-    documents = discover(root, ["README.md", "docs"], results=None)
+    write_corpus(repo, {rel: text.replace("GPU", "accelerator") for rel, text in DOCS.items()})
+    documents = corpus(repo)
     crashing = Ingestor(stores, CrashingEmbedder(), settings(tmp_path), batch_size=2)
     with pytest.raises(Crash):
         crashing.ingest(documents)
@@ -169,11 +176,9 @@ def test_interrupted_ingestion_is_repaired_without_duplicates(
 
 
 def test_reindex_switches_the_alias_and_drops_the_old_collection(
-    tmp_path: Path, stores: dict[str, VectorStore]
+    tmp_path: Path, repo: Path, stores: dict[str, VectorStore]
 ) -> None:
-    root = tmp_path / "repo"
-    write_corpus(root, DOCS)
-    documents = discover(root, ["README.md", "docs"], results=None)
+    documents = corpus(repo)
     first = Ingestor(stores, CountingEmbedder(), settings(tmp_path)).ingest(documents)
     old = first.collections
 
@@ -199,10 +204,8 @@ def test_reindex_switches_the_alias_and_drops_the_old_collection(
         assert store.resolve("mlp_docs") == report.collections[name]
 
 
-def test_another_embedder_is_refused(tmp_path: Path, stores: dict[str, VectorStore]) -> None:
-    root = tmp_path / "repo"
-    write_corpus(root, DOCS)
-    documents = discover(root, ["README.md", "docs"], results=None)
+def test_another_embedder_is_refused(tmp_path: Path, repo: Path, stores: dict[str, VectorStore]) -> None:
+    documents = corpus(repo)
     Ingestor(stores, CountingEmbedder(), settings(tmp_path)).ingest(documents)
     with pytest.raises(StoreError, match="reindex"):
         Ingestor(stores, CountingEmbedder(name="other-model"), settings(tmp_path)).ingest(documents)
@@ -210,13 +213,10 @@ def test_another_embedder_is_refused(tmp_path: Path, stores: dict[str, VectorSto
         Ingestor({"qdrant": stores["qdrant"]}, HashingEmbedder(32), settings(tmp_path)).ingest(documents)
 
 
-def test_results_are_ingested_as_facts(tmp_path: Path, stores: dict[str, VectorStore]) -> None:
-    root = tmp_path / "repo"
-    write_corpus(
-        root, {**DOCS, "build/bench/vectordb.json": '{"backends": [{"name": "qdrant-edge", "qps": 4300}]}'}
-    )
+def test_results_are_ingested_as_facts(tmp_path: Path, repo: Path, stores: dict[str, VectorStore]) -> None:
+    write_corpus(repo, {"build/bench/vectordb.json": '{"backends": [{"name": "qdrant-edge", "qps": 4300}]}'})
     report = Ingestor(stores, CountingEmbedder(), settings(tmp_path)).ingest(
-        discover(root, ["README.md", "docs"])
+        discover(repo, ["README.md", "docs"])
     )
     assert report.documents == 4
     kinds = Counter(r.payload["kind"] for r in stores["milvus"].scroll("mlp_docs"))

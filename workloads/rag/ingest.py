@@ -437,9 +437,9 @@ def check_compatible(store: VectorStore, collection: str, embedder: Embedder) ->
             f"{store.describe()}: collection {collection!r} holds {dim}-d vectors but embedder "
             f"{embedder.name} makes {embedder.dim}-d ones; run `mlp rag reindex`"
         )
-    sample = next(iter(store.scroll(collection, fields=["embedder"], batch_size=1)), None)
-    if sample is not None and sample.payload.get("embedder") not in (None, embedder.name):
+    stored = store.stored_embedder(collection)
+    if stored not in (None, embedder.name):
         raise StoreError(
-            f"{store.describe()}: collection {collection!r} was built with {sample.payload['embedder']}, "
+            f"{store.describe()}: collection {collection!r} was built with {stored}, "
             f"not {embedder.name}; run `mlp rag reindex`"
         )

@@ -25,6 +25,7 @@ import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -36,9 +37,14 @@ BackupKind = Literal["native", "logical"]
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 
-KEYWORD_FIELDS: tuple[str, ...] = ("source", "kind", "doc_hash")
-"""Payload fields indexed for filtering where the engine has payload indexes."""
-INTEGER_FIELDS: tuple[str, ...] = ("position",)
+PayloadSchema = Literal["keyword", "integer"]
+PAYLOAD_INDEXES: tuple[tuple[str, PayloadSchema], ...] = (
+    ("source", "keyword"),
+    ("kind", "keyword"),
+    ("doc_hash", "keyword"),
+    ("position", "integer"),
+)
+"""Payload fields indexed for filtering, with their schema, where the engine has payload indexes."""
 
 BACKUP_FORMAT = "mlp-rag-backup"
 BACKUP_VERSION = 1
@@ -50,6 +56,17 @@ class StoreError(RuntimeError):
 
 class RestoreMismatchError(StoreError):
     """A restore produced a different number of points than the backup holds."""
+
+
+def check_collection_name(name: str) -> str:
+    """Return ``name`` if it can name a collection on every engine.
+
+    Raises:
+        StoreError: If it cannot.
+    """
+    if not COLLECTION_NAME.match(name):
+        raise StoreError(f"invalid collection name {name!r}")
+    return name
 
 
 # --- points ------------------------------------------------------------------------------------
@@ -297,6 +314,14 @@ def add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+@contextmanager
+def write_archive(archive: Path, manifest: BackupManifest) -> Iterator[tarfile.TarFile]:
+    """Open a new backup archive for writing, ``manifest`` already in it (read by :func:`read_manifest`)."""
+    with tarfile.open(archive, "w") as tar:
+        add_bytes(tar, "manifest.json", manifest.to_json())
+        yield tar
+
+
 def utc_now() -> str:
     """Current UTC time, ISO 8601, second precision."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -312,6 +337,11 @@ def decode_vector(text: str) -> list[float]:
     return np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float32).tolist()
 
 
+def as_floats(vector: Sequence[float] | np.ndarray) -> list[float]:
+    """A vector as the plain list of float32 values the engines' clients send."""
+    return np.asarray(vector, dtype=np.float32).tolist()
+
+
 # --- the interface -----------------------------------------------------------------------------
 
 
@@ -319,8 +349,10 @@ class VectorStore(ABC):
     """A vector database holding collections of points, addressed by collection name or alias.
 
     Subclasses implement the engine-specific methods; logical backup/restore and alias-aware
-    helpers are shared. Methods that take ``collection`` accept an alias wherever the engine
-    resolves aliases for reads; writes and admin operations take physical names (use
+    helpers are shared. The point operations are defined here once, with their defaults and
+    their no-op on empty input, and call the engine's ``_upsert``, ``_delete``, ``_retrieve``,
+    ``_scroll`` and ``_search``. Methods that take ``collection`` accept an alias wherever the
+    engine resolves aliases for reads; writes and admin operations take physical names (use
     :meth:`resolve`).
     """
 
@@ -371,19 +403,20 @@ class VectorStore(ABC):
         return name if self.has_collection(name) else None
 
     # points
-    @abstractmethod
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
         """Insert or replace points; when this returns the engine has acknowledged them."""
+        if points:
+            self._upsert(collection, points)
 
-    @abstractmethod
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         """Delete points by id (missing ids are ignored)."""
+        if ids:
+            self._delete(collection, list(ids))
 
-    @abstractmethod
     def retrieve(self, collection: str, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
         """Read points by id; missing ids are absent from the result."""
+        return self._retrieve(collection, list(ids), with_vectors) if ids else []
 
-    @abstractmethod
     def scroll(
         self,
         collection: str,
@@ -393,12 +426,12 @@ class VectorStore(ABC):
         batch_size: int = 256,
     ) -> Iterator[Record]:
         """Iterate over every point, with the given payload fields (all when ``None``)."""
+        return self._scroll(collection, fields, with_vectors, batch_size)
 
     @abstractmethod
     def count(self, collection: str) -> int:
         """Exact number of points."""
 
-    @abstractmethod
     def search(
         self,
         collection: str,
@@ -408,6 +441,35 @@ class VectorStore(ABC):
         filter: Filter | None = None,
     ) -> list[Hit]:
         """Nearest neighbours by cosine similarity, best first, restricted by ``filter``."""
+        return self._search(collection, as_floats(vector), limit, filter)
+
+    def stored_embedder(self, collection: str) -> str | None:
+        """Embedder name in the payload of the collection's first point (``None`` if empty or unnamed)."""
+        sample = next(iter(self.scroll(collection, fields=["embedder"], batch_size=1)), None)
+        return sample.payload.get("embedder") if sample else None
+
+    # what each engine implements behind the point operations above
+    @abstractmethod
+    def _upsert(self, collection: str, points: Sequence[Point]) -> None:
+        """Write a non-empty batch of points and wait for the engine's acknowledgement."""
+
+    @abstractmethod
+    def _delete(self, collection: str, ids: list[str]) -> None:
+        """Delete a non-empty list of ids."""
+
+    @abstractmethod
+    def _retrieve(self, collection: str, ids: list[str], with_vectors: bool) -> list[Record]:
+        """Read a non-empty list of ids."""
+
+    @abstractmethod
+    def _scroll(
+        self, collection: str, fields: Sequence[str] | None, with_vectors: bool, batch_size: int
+    ) -> Iterator[Record]:
+        """Page through every point, ``batch_size`` at a time."""
+
+    @abstractmethod
+    def _search(self, collection: str, vector: list[float], limit: int, filter_: Filter | None) -> list[Hit]:
+        """The ``limit`` nearest neighbours of ``vector`` that pass ``filter_``, best first."""
 
     def finalize(self, collection: str) -> None:  # noqa: B027 - optional hook
         """Make bulk-loaded data durable and indexed (flush, optimise); default no-op."""
@@ -450,8 +512,7 @@ class VectorStore(ABC):
             StoreError: If the collection exists, or a native archive comes from another engine.
             RestoreMismatchError: If the restored count differs from the manifest's.
         """
-        if not COLLECTION_NAME.match(collection):
-            raise StoreError(f"invalid collection name {collection!r}")
+        check_collection_name(collection)
         if self.has_collection(collection):
             raise StoreError(f"collection {collection!r} already exists; restore needs a new name")
         manifest = read_manifest(archive)
@@ -483,6 +544,14 @@ class VectorStore(ABC):
     def _native_backup(self, collection: str, archive: Path) -> BackupManifest:
         raise StoreError(f"{self.engine} has no native backup here; use a logical backup")
 
+    def _native_manifest(self, collection: str) -> BackupManifest:
+        """Manifest of a native backup of ``collection``, taken before the engine snapshots it."""
+        count = self.count(collection)
+        dim = self.collection_dim(collection)
+        return BackupManifest(
+            "native", self.engine, collection, dim, count, utc_now(), self.stored_embedder(collection)
+        )
+
     def _native_restore(self, archive: Path, manifest: BackupManifest, collection: str) -> None:
         raise StoreError(f"{self.engine} cannot restore native backups")
 
@@ -506,8 +575,7 @@ class VectorStore(ABC):
             manifest = BackupManifest("logical", self.engine, collection, dim, count, utc_now(), embedder)
             size = buffer.tell()
             buffer.seek(0)
-            with tarfile.open(archive, "w") as tar:
-                add_bytes(tar, "manifest.json", manifest.to_json())
+            with write_archive(archive, manifest) as tar:
                 info = tarfile.TarInfo("points.jsonl.gz")
                 info.size = size
                 info.mtime = int(time.time())

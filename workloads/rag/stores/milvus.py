@@ -29,10 +29,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
-
 from workloads.rag.stores.base import (
-    COLLECTION_NAME,
     BackupManifest,
     Condition,
     Filter,
@@ -44,7 +41,9 @@ from workloads.rag.stores.base import (
     StoreError,
     VectorStore,
     add_bytes,
-    utc_now,
+    as_floats,
+    check_collection_name,
+    write_archive,
 )
 
 ID_FIELD = "id"
@@ -155,8 +154,7 @@ class MilvusStore(VectorStore):
         """Create a collection: string ids, one cosine vector, dynamic payload fields."""
         from pymilvus import DataType
 
-        if not COLLECTION_NAME.match(name):
-            raise StoreError(f"invalid collection name {name!r}")
+        check_collection_name(name)
         client = self._client
         if client.has_collection(name):
             raise StoreError(f"collection {name!r} already exists in {self.describe()}")
@@ -185,10 +183,6 @@ class MilvusStore(VectorStore):
     def list_collections(self) -> list[str]:
         """Collection names."""
         return sorted(self._client.list_collections())
-
-    def has_collection(self, name: str) -> bool:
-        """Whether the physical collection exists."""
-        return name in self.list_collections()
 
     def collection_dim(self, name: str) -> int:
         """Dimension of the vector field."""
@@ -239,18 +233,16 @@ class MilvusStore(VectorStore):
             raise StoreError(f"point id longer than {ID_MAX_LENGTH} characters: {point.id!r}")
         row = dict(point.payload)
         row[ID_FIELD] = point.id
-        row[VECTOR_FIELD] = np.asarray(point.vector, dtype=np.float32).tolist()
+        row[VECTOR_FIELD] = as_floats(point.vector)
         return row
 
-    def upsert(self, collection: str, points: Sequence[Point]) -> None:
+    def _upsert(self, collection: str, points: Sequence[Point]) -> None:
         """Upsert points; acknowledged once the engine has logged them (WAL / message queue)."""
-        if points:
-            self._client.upsert(collection, [self._row(p) for p in points])
+        self._client.upsert(collection, [self._row(p) for p in points])
 
-    def delete(self, collection: str, ids: Sequence[str]) -> None:
+    def _delete(self, collection: str, ids: list[str]) -> None:
         """Delete points by id."""
-        if ids:
-            self._client.delete(collection, ids=list(ids))
+        self._client.delete(collection, ids=ids)
 
     @staticmethod
     def _record(row: dict[str, Any], with_vectors: bool) -> Record:
@@ -262,21 +254,14 @@ class MilvusStore(VectorStore):
         out = ["*"] if fields is None else [f for f in fields if f not in RESERVED_FIELDS]
         return [*out, VECTOR_FIELD] if with_vectors else out
 
-    def retrieve(self, collection: str, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
+    def _retrieve(self, collection: str, ids: list[str], with_vectors: bool) -> list[Record]:
         """Read points by id."""
-        if not ids:
-            return []
         physical = self._ensure_loaded(collection)
-        rows = self._client.get(physical, ids=list(ids), output_fields=self._fields(None, with_vectors))
+        rows = self._client.get(physical, ids=ids, output_fields=self._fields(None, with_vectors))
         return [self._record(dict(r), with_vectors) for r in rows]
 
-    def scroll(
-        self,
-        collection: str,
-        *,
-        fields: Sequence[str] | None = None,
-        with_vectors: bool = False,
-        batch_size: int = 256,
+    def _scroll(
+        self, collection: str, fields: Sequence[str] | None, with_vectors: bool, batch_size: int
     ) -> Iterator[Record]:
         """Page through every point with a query iterator."""
         physical = self._ensure_loaded(collection)
@@ -299,14 +284,7 @@ class MilvusStore(VectorStore):
         rows = self._client.query(physical, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
-    def search(
-        self,
-        collection: str,
-        vector: Sequence[float] | np.ndarray,
-        *,
-        limit: int = 5,
-        filter: Filter | None = None,
-    ) -> list[Hit]:
+    def _search(self, collection: str, vector: list[float], limit: int, filter_: Filter | None) -> list[Hit]:
         """Cosine nearest neighbours; Milvus reports cosine similarity as the distance."""
         physical = self._ensure_loaded(collection)
         params: dict[str, Any] = {"metric_type": "COSINE"}
@@ -314,9 +292,9 @@ class MilvusStore(VectorStore):
             params["params"] = {"ef": max(self.hnsw_ef, limit)}
         results = self._client.search(
             physical,
-            data=[np.asarray(vector, dtype=np.float32).tolist()],
+            data=[vector],
             limit=limit,
-            filter=milvus_expr(filter),
+            filter=milvus_expr(filter_),
             output_fields=["*"],
             search_params=params,
         )
@@ -349,18 +327,7 @@ class MilvusStore(VectorStore):
         return Path(self.uri) / "collections" / name
 
     def _native_backup(self, collection: str, archive: Path) -> BackupManifest:
-        count = self.count(collection)
-        dim = self.collection_dim(collection)
-        sample = next(iter(self.scroll(collection, fields=["embedder"], batch_size=1)), None)
-        manifest = BackupManifest(
-            "native",
-            self.engine,
-            collection,
-            dim,
-            count,
-            utc_now(),
-            sample.payload.get("embedder") if sample else None,
-        )
+        manifest = self._native_manifest(collection)
         snapshot = f"mlp_backup_{uuid.uuid4().hex[:12]}"
         db = self._engine()
         try:
@@ -370,8 +337,7 @@ class MilvusStore(VectorStore):
             for key in ("data_files", "delta_files", "index_files"):
                 for partition, rels in (meta.get(key) or {}).items():
                     files += [f"partitions/{partition}/{rel}" for rel in rels]
-            with tarfile.open(archive, "w") as tar:
-                add_bytes(tar, "manifest.json", manifest.to_json())
+            with write_archive(archive, manifest) as tar:
                 add_bytes(tar, "native/snapshot.json", json.dumps({"name": snapshot, "meta": meta}).encode())
                 add_bytes(
                     tar, f"native/collection/snapshots/metadata/{snapshot}.json", json.dumps(meta).encode()

@@ -27,12 +27,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
-
 from workloads.rag.stores.base import (
     COLLECTION_NAME,
-    INTEGER_FIELDS,
-    KEYWORD_FIELDS,
+    PAYLOAD_INDEXES,
     BackupManifest,
     Condition,
     Filter,
@@ -43,8 +40,9 @@ from workloads.rag.stores.base import (
     Record,
     StoreError,
     VectorStore,
-    add_bytes,
-    utc_now,
+    as_floats,
+    check_collection_name,
+    write_archive,
 )
 
 
@@ -98,9 +96,7 @@ class QdrantEdgeStore(VectorStore):
         return self.root / "collections"
 
     def _dir(self, name: str) -> Path:
-        if not COLLECTION_NAME.match(name):
-            raise StoreError(f"invalid collection name {name!r}")
-        return self._collections_dir / name
+        return self._collections_dir / check_collection_name(name)
 
     def create_collection(self, name: str, dim: int) -> None:
         """Create a shard with a cosine vector and keyword/integer payload indexes."""
@@ -114,10 +110,9 @@ class QdrantEdgeStore(VectorStore):
         shard = qe.EdgeShard.create(
             str(path), qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine))
         )
-        for field in KEYWORD_FIELDS:
-            shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
-        for field in INTEGER_FIELDS:
-            shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Integer))
+        schemas = {"keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer}
+        for field, schema in PAYLOAD_INDEXES:
+            shard.update(qe.UpdateOperation.create_field_index(field, schemas[schema]))
         shard.flush()
         self._shards[name] = shard
 
@@ -212,26 +207,19 @@ class QdrantEdgeStore(VectorStore):
 
     # --- points ------------------------------------------------------------------------------
 
-    def upsert(self, collection: str, points: Sequence[Point]) -> None:
+    def _upsert(self, collection: str, points: Sequence[Point]) -> None:
         """Upsert points; acknowledged once written to the shard's WAL."""
-        if not points:
-            return
         qe = _qe()
-        edge_points = [
-            qe.Point(p.id, np.asarray(p.vector, dtype=np.float32).tolist(), dict(p.payload)) for p in points
-        ]
+        edge_points = [qe.Point(p.id, as_floats(p.vector), dict(p.payload)) for p in points]
         self._shard(collection).update(qe.UpdateOperation.upsert_points(edge_points))
 
-    def delete(self, collection: str, ids: Sequence[str]) -> None:
+    def _delete(self, collection: str, ids: list[str]) -> None:
         """Delete points by id."""
-        if ids:
-            self._shard(collection).update(_qe().UpdateOperation.delete_points(list(ids)))
+        self._shard(collection).update(_qe().UpdateOperation.delete_points(ids))
 
-    def retrieve(self, collection: str, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
+    def _retrieve(self, collection: str, ids: list[str], with_vectors: bool) -> list[Record]:
         """Read points by id."""
-        if not ids:
-            return []
-        records = self._shard(collection).retrieve(list(ids), with_payload=True, with_vector=with_vectors)
+        records = self._shard(collection).retrieve(ids, with_payload=True, with_vector=with_vectors)
         return [self._record(r, with_vectors) for r in records]
 
     @staticmethod
@@ -241,13 +229,8 @@ class QdrantEdgeStore(VectorStore):
             vector = vector.get("")
         return Record(str(raw.id), dict(raw.payload or {}), list(vector) if vector is not None else None)
 
-    def scroll(
-        self,
-        collection: str,
-        *,
-        fields: Sequence[str] | None = None,
-        with_vectors: bool = False,
-        batch_size: int = 256,
+    def _scroll(
+        self, collection: str, fields: Sequence[str] | None, with_vectors: bool, batch_size: int
     ) -> Iterator[Record]:
         """Page through every point in id order."""
         qe = _qe()
@@ -269,20 +252,13 @@ class QdrantEdgeStore(VectorStore):
         """Exact point count."""
         return int(self._shard(collection).count(_qe().CountRequest(exact=True)))
 
-    def search(
-        self,
-        collection: str,
-        vector: Sequence[float] | np.ndarray,
-        *,
-        limit: int = 5,
-        filter: Filter | None = None,
-    ) -> list[Hit]:
+    def _search(self, collection: str, vector: list[float], limit: int, filter_: Filter | None) -> list[Hit]:
         """Nearest neighbours (exact below the indexing threshold, HNSW above it after optimize)."""
         qe = _qe()
         request = qe.QueryRequest(
             limit=limit,
-            query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
-            filter=edge_filter(filter),
+            query=qe.Query.Nearest(vector),
+            filter=edge_filter(filter_),
             with_payload=True,
             with_vector=False,
         )
@@ -305,22 +281,10 @@ class QdrantEdgeStore(VectorStore):
     # --- native backups ----------------------------------------------------------------------
 
     def _native_backup(self, collection: str, archive: Path) -> BackupManifest:
-        count = self.count(collection)
-        dim = self.collection_dim(collection)
-        embedder = next(iter(self.scroll(collection, fields=["embedder"], batch_size=1)), None)
+        manifest = self._native_manifest(collection)
         # A consistent copy needs a closed shard: flush and release it, copy, reopen lazily.
         self._close_shard(collection)
-        manifest = BackupManifest(
-            "native",
-            self.engine,
-            collection,
-            dim,
-            count,
-            utc_now(),
-            embedder.payload.get("embedder") if embedder else None,
-        )
-        with tarfile.open(archive, "w") as tar:
-            add_bytes(tar, "manifest.json", manifest.to_json())
+        with write_archive(archive, manifest) as tar:
             tar.add(self._dir(collection), arcname="native/shard")
         return manifest
 

@@ -32,9 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from workloads.rag.stores.base import (
-    COLLECTION_NAME,
-    INTEGER_FIELDS,
-    KEYWORD_FIELDS,
+    PAYLOAD_INDEXES,
     BackupManifest,
     Condition,
     Filter,
@@ -46,7 +44,9 @@ from workloads.rag.stores.base import (
     StoreError,
     VectorStore,
     add_bytes,
-    utc_now,
+    as_floats,
+    check_collection_name,
+    write_archive,
 )
 
 
@@ -172,36 +172,22 @@ class QdrantServerStore(VectorStore):
             body["replication_factor"] = self.replication_factor
         if self.shard_number is not None:
             body["shard_number"] = self.shard_number
-        requests = [HttpRequest("PUT", f"/collections/{collection}", body)]
-        for field in KEYWORD_FIELDS:
-            requests.append(
-                HttpRequest(
-                    "PUT",
-                    f"/collections/{collection}/index?wait=true",
-                    {"field_name": field, "field_schema": "keyword"},
-                )
+        indexes = [
+            HttpRequest(
+                "PUT",
+                f"/collections/{collection}/index?wait=true",
+                {"field_name": field, "field_schema": schema},
             )
-        for field in INTEGER_FIELDS:
-            requests.append(
-                HttpRequest(
-                    "PUT",
-                    f"/collections/{collection}/index?wait=true",
-                    {"field_name": field, "field_schema": "integer"},
-                )
-            )
-        return requests
+            for field, schema in PAYLOAD_INDEXES
+        ]
+        return [HttpRequest("PUT", f"/collections/{collection}", body), *indexes]
 
     @staticmethod
     def upsert_request(collection: str, points: Sequence[Point]) -> HttpRequest:
         """The upsert call (``wait=true``: acknowledged when applied)."""
         body = {
             "points": [
-                {
-                    "id": p.id,
-                    "vector": np.asarray(p.vector, dtype=np.float32).tolist(),
-                    "payload": dict(p.payload),
-                }
-                for p in points
+                {"id": p.id, "vector": as_floats(p.vector), "payload": dict(p.payload)} for p in points
             ]
         }
         return HttpRequest(
@@ -214,7 +200,7 @@ class QdrantServerStore(VectorStore):
     ) -> HttpRequest:
         """The universal query call for a nearest-neighbour search."""
         body: dict[str, Any] = {
-            "query": np.asarray(vector, dtype=np.float32).tolist(),
+            "query": as_floats(vector),
             "limit": limit,
             "with_payload": True,
             "with_vector": False,
@@ -237,8 +223,7 @@ class QdrantServerStore(VectorStore):
 
     def create_collection(self, name: str, dim: int) -> None:
         """Create a collection with cosine vectors and payload indexes."""
-        if not COLLECTION_NAME.match(name):
-            raise StoreError(f"invalid collection name {name!r}")
+        check_collection_name(name)
         if self.has_collection(name):
             raise StoreError(f"collection {name!r} already exists in {self.describe()}")
         for request in self.create_requests(name, dim):
@@ -283,21 +268,17 @@ class QdrantServerStore(VectorStore):
 
     # --- points ------------------------------------------------------------------------------
 
-    def upsert(self, collection: str, points: Sequence[Point]) -> None:
+    def _upsert(self, collection: str, points: Sequence[Point]) -> None:
         """Upsert points and wait for them to be applied."""
-        if points:
-            self._call(self.upsert_request(collection, points))
+        self._call(self.upsert_request(collection, points))
 
-    def delete(self, collection: str, ids: Sequence[str]) -> None:
+    def _delete(self, collection: str, ids: list[str]) -> None:
         """Delete points by id."""
-        if ids:
-            self._call(
-                HttpRequest(
-                    "POST",
-                    f"/collections/{self._quote(collection)}/points/delete?wait=true",
-                    {"points": list(ids)},
-                )
+        self._call(
+            HttpRequest(
+                "POST", f"/collections/{self._quote(collection)}/points/delete?wait=true", {"points": ids}
             )
+        )
 
     @staticmethod
     def _record(raw: dict[str, Any], with_vectors: bool) -> Record:
@@ -308,26 +289,19 @@ class QdrantServerStore(VectorStore):
             str(raw["id"]), dict(raw.get("payload") or {}), list(vector) if vector is not None else None
         )
 
-    def retrieve(self, collection: str, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
+    def _retrieve(self, collection: str, ids: list[str], with_vectors: bool) -> list[Record]:
         """Read points by id."""
-        if not ids:
-            return []
         result = self._call(
             HttpRequest(
                 "POST",
                 f"/collections/{self._quote(collection)}/points",
-                {"ids": list(ids), "with_payload": True, "with_vector": with_vectors},
+                {"ids": ids, "with_payload": True, "with_vector": with_vectors},
             )
         )
         return [self._record(r, with_vectors) for r in result]
 
-    def scroll(
-        self,
-        collection: str,
-        *,
-        fields: Sequence[str] | None = None,
-        with_vectors: bool = False,
-        batch_size: int = 256,
+    def _scroll(
+        self, collection: str, fields: Sequence[str] | None, with_vectors: bool, batch_size: int
     ) -> Iterator[Record]:
         """Page through every point."""
         offset: Any = None
@@ -355,16 +329,9 @@ class QdrantServerStore(VectorStore):
         )
         return int(result["count"])
 
-    def search(
-        self,
-        collection: str,
-        vector: Sequence[float] | np.ndarray,
-        *,
-        limit: int = 5,
-        filter: Filter | None = None,
-    ) -> list[Hit]:
+    def _search(self, collection: str, vector: list[float], limit: int, filter_: Filter | None) -> list[Hit]:
         """Nearest neighbours through the universal query API."""
-        result = self._call(self.search_request(collection, vector, limit, filter))
+        result = self._call(self.search_request(collection, vector, limit, filter_))
         points = result.get("points", []) if isinstance(result, dict) else result
         return [Hit(str(p["id"]), float(p["score"]), dict(p.get("payload") or {})) for p in points]
 
@@ -372,26 +339,14 @@ class QdrantServerStore(VectorStore):
 
     def _native_backup(self, collection: str, archive: Path) -> BackupManifest:
         name = self._quote(collection)
-        count = self.count(collection)
-        dim = self.collection_dim(collection)
-        sample = next(iter(self.scroll(collection, fields=["embedder"], batch_size=1)), None)
+        manifest = self._native_manifest(collection)
         snapshot = self._call(HttpRequest("POST", f"/collections/{name}/snapshots?wait=true"))
         snap_name = self._quote(snapshot["name"])
         try:
             status, body = self._transport(HttpRequest("GET", f"/collections/{name}/snapshots/{snap_name}"))
             if status != 200:
                 raise StoreError(f"snapshot download failed with HTTP {status}")
-            manifest = BackupManifest(
-                "native",
-                self.engine,
-                collection,
-                dim,
-                count,
-                utc_now(),
-                sample.payload.get("embedder") if sample else None,
-            )
-            with tarfile.open(archive, "w") as tar:
-                add_bytes(tar, "manifest.json", manifest.to_json())
+            with write_archive(archive, manifest) as tar:
                 add_bytes(tar, "native/collection.snapshot", body)
         finally:
             self._call(
