@@ -86,7 +86,8 @@ def _policy(manifest: Manifest, secrets: set[str]) -> list[Finding]:
                 )
             )
     for image in _images(manifest.document):
-        if ":" not in image.rsplit("/", 1)[-1] and "@" not in image or image.endswith(":latest"):
+        untagged = ":" not in image.rsplit("/", 1)[-1] and "@" not in image
+        if untagged or image.endswith(":latest"):
             findings.append(Finding(manifest.filename, "pinned-images", f"image {image} has no fixed tag"))
     return findings
 

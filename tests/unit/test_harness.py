@@ -76,3 +76,28 @@ def test_runs_are_isolated() -> None:
 
 def test_clean_turns_whole_floats_into_ints() -> None:
     assert clean({"a": 2.0, "b": [1.5, 3.0]}) == {"a": 2, "b": [1.5, 3]}
+
+
+def test_policy_flags_leaked_secrets_unpinned_charts_and_floating_images() -> None:
+    from stacks.plan.plan import _policy
+    from stacks.plan.render import Manifest
+
+    leaky = Manifest(
+        "001-deployment-x.yaml",
+        "x",
+        {"kind": "Deployment", "spec": {"env": "token s3cr3t-value-123", "image": "nginx"}},
+        "object",
+    )
+    rules = sorted(f.rule for f in _policy(leaky, {"s3cr3t-value-123"}))
+    assert rules == ["no-plaintext-secrets", "pinned-images"]
+    pinned = Manifest(
+        "002-pod.yaml",
+        "p",
+        {"image": "registry.example/app:1.2.3", "sidecar": {"image": "a@sha256:ab"}},
+        "object",
+    )
+    assert _policy(pinned, set()) == []
+    latest = Manifest("003-pod.yaml", "p", {"image": "registry.example:5000/app:latest"}, "object")
+    assert [f.rule for f in _policy(latest, set())] == ["pinned-images"]
+    release = Manifest("004-helmrelease.yaml", "r", {"chart": "grafana", "version": "1.0.0"}, "helm-release")
+    assert [f.rule for f in _policy(release, set())] == ["pinned-charts"]
