@@ -900,5 +900,9 @@ def stack_file_config(stack: str, root: Path | None = None) -> dict[str, Any]:
 
 def load_stack_file(stack: str, root: Path | None = None) -> PlatformConfig:
     """Validate a stack file's config without Pulumi (for ``mlp cost``, ``mlp config check``)."""
-    raw = stack_file_config(stack, root)
-    return parse_config({key.split(":", 1)[1]: value for key, value in raw.items()}, stack)
+    return parse_config(without_namespace(stack_file_config(stack, root)), stack)
+
+
+def without_namespace(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"mlplatform:target": ...}`` -> ``{"target": ...}``, the form ``parse_config`` takes."""
+    return {key.split(":", 1)[1]: value for key, value in values.items()}

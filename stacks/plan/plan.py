@@ -20,7 +20,7 @@ import yaml
 
 from components import versions
 from stacks import outputs
-from stacks.config import ConfigError, load_stack_file, project_root, stack_file_config
+from stacks.config import ConfigError, parse_config, project_root, stack_file_config, without_namespace
 from stacks.plan.harness import ProgramRun, clean, run_program
 from stacks.plan.render import Manifest, manifests, resource_entries, secret_values
 from stacks.plan.validate import Validator
@@ -132,7 +132,8 @@ def plan_stack(
     result = StackPlan(stack=stack, crd_dir=str(crd_dir or ""))
     target = out_dir / stack
     try:
-        cfg = load_stack_file(stack, root)
+        raw = stack_file_config(stack, root)
+        cfg = parse_config(without_namespace(raw), stack)
     except ConfigError as exc:
         result.config_errors = [str(issue) for issue in exc.issues]
         result.seconds = time.perf_counter() - started
@@ -145,7 +146,7 @@ def plan_stack(
     validator = Validator(cfg.kubernetes_version, crd_dir)
     result.schema_version = validator.schema_version
     try:
-        run = run_program(program, stack=stack, config=stack_file_config(stack, root))
+        run = run_program(program, stack=stack, config=raw)
     except Exception as exc:  # noqa: BLE001 - reported, not hidden
         result.error = f"{type(exc).__name__}: {exc}"
         result.seconds = time.perf_counter() - started

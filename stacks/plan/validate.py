@@ -13,12 +13,10 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -255,17 +253,11 @@ class Validator:
 
 @functools.lru_cache(maxsize=4)
 def _api_document(path: str) -> tuple[dict[str, Any], str, str]:
-    document = _strict(json.loads(Path(path).read_text()))
-    document = copy.deepcopy(document)
+    document = _strict(json.loads(Path(path).read_text()))  # _strict builds a new tree
     document.pop("$id", None)
     document.pop("oneOf", None)
     pointer = "/components/schemas" if "components" in document else "/definitions"
     return document, f"urn:mlplatform:{Path(path).name}", pointer
-
-
-def validate_all(objects: Iterable[dict[str, Any]], validator: Validator) -> list[Result]:
-    """Validate many objects with one validator."""
-    return [validator.validate(obj) for obj in objects]
 
 
 def validate_custom_resource(
