@@ -1,0 +1,110 @@
+"""``mlp rag ask`` and ``search``: query the index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .options import (
+    AppOptions,
+    FilterOptions,
+    emit,
+    errors,
+    json_option,
+    one_backend_option,
+    query_options,
+    retrieval_options,
+)
+
+
+@click.command()
+@click.argument("question")
+@one_backend_option
+@retrieval_options
+@click.option(
+    "--llm-url", default=None, help="OpenAI-compatible chat endpoint base URL (overrides MLP_RAG_LLM_URL)."
+)
+@click.option(
+    "--llm-model", default=None, help="Chat model (default: MLP_RAG_LLM_MODEL, else the endpoint's first)."
+)
+@click.option(
+    "--extractive", is_flag=True, help="Answer extractively even when an LLM endpoint is configured."
+)
+@query_options
+@json_option
+def ask(
+    question: str,
+    backend: str,
+    k: int,
+    where: FilterOptions,
+    llm_url: str | None,
+    llm_model: str | None,
+    extractive: bool,
+    app_options: AppOptions,
+    as_json: bool,
+) -> None:
+    """Answer QUESTION from the index, citing the passages used."""
+    from workloads.rag.app import parse_backends
+
+    results = []
+    with errors(), app_options.open(llm_url=llm_url, llm_model=llm_model) as app:
+        filter_ = where.parse()
+        mode = "extractive" if extractive else "auto"
+        for name in parse_backends(backend):
+            results.append(app.ask(name, question, k=k, filter=filter_, mode=mode))
+    if as_json:
+        emit({"question": question, "results": [r.to_dict() for r in results]})
+        return
+    _print_answers(question, results)
+
+
+def _print_answers(question: str, results: list[Any]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console()
+    console.print(f"[bold]Q:[/bold] {escape(question)}")
+    for result in results:
+        answer = result.answer
+        timing = result.timings_ms
+        console.rule(f"{result.engine} · {result.collection}")
+        console.print(escape(answer.text))
+        console.print()
+        cited = {c.number for c in answer.citations}
+        for passage in answer.passages:
+            mark = "*" if passage.rank in cited else " "
+            console.print(
+                f" {mark}[{passage.rank}] {escape(passage.citation)}  [dim](score {passage.score:.3f})[/dim]"
+            )
+        console.print(
+            f"[dim]embed {timing['embed']:.0f} ms · search {timing['search']:.1f} ms · "
+            f"answer {timing['generate']:.0f} ms ({answer.mode}{' ' + answer.model if answer.model else ''})[/dim]"
+        )
+
+
+@click.command()
+@click.argument("query")
+@one_backend_option
+@retrieval_options
+@query_options
+@json_option
+def search(
+    query: str, backend: str, k: int, where: FilterOptions, app_options: AppOptions, as_json: bool
+) -> None:
+    """Semantic search: print the passages closest to QUERY, with their metadata."""
+    from workloads.rag.app import parse_backends
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    with errors(), app_options.open() as app:
+        filter_ = where.parse()
+        for name in parse_backends(backend):
+            out[name] = [p.to_dict() for p in app.search(name, query, k=k, filter=filter_)]
+    if as_json:
+        emit({"query": query, "results": out})
+        return
+    for name, passages in out.items():
+        click.echo(f"== {name}")
+        for p in passages:
+            click.echo(f"[{p['rank']}] {p['score']:.3f}  {p['source']} § {p['heading']}")
+            click.echo("    " + p["text"][:240].replace("\n", " ") + ("..." if len(p["text"]) > 240 else ""))
