@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 def describe_keys(model: type[BaseModel], prefix: str = "") -> list[dict[str, Any]]:
     """Every config key under ``model`` with its type, default and description, depth first."""
-    from stacks.config import _model_in  # noqa: PLC2701 - same package family, shared helper
+    from stacks.config import model_in as _model_in
 
     rows: list[dict[str, Any]] = []
     for name, info in model.model_fields.items():
