@@ -125,6 +125,10 @@ class StackOutputs(_Strict):
     s3_secret_access_key: SecretStr | None = Field(default=None, alias=keys.S3_SECRET_ACCESS_KEY)
     katib_namespace: str | None = Field(default=None, alias=keys.KATIB_NAMESPACE)
     kserve_namespace: str | None = Field(default=None, alias=keys.KSERVE_NAMESPACE)
+    kserve_deployment_mode: Literal["Serverless", "RawDeployment"] | None = Field(
+        default=None, alias=keys.KSERVE_DEPLOYMENT_MODE
+    )
+    kserve_url_template: str | None = Field(default=None, alias=keys.KSERVE_URL_TEMPLATE)
     prometheus_url: str | None = Field(default=None, alias=keys.PROMETHEUS_URL)
     grafana_url: str | None = Field(default=None, alias=keys.GRAFANA_URL)
     grafana_admin_password: SecretStr | None = Field(default=None, alias=keys.GRAFANA_ADMIN_PASSWORD)

@@ -53,6 +53,8 @@ def full_outputs() -> dict[str, Any]:
         keys.QDRANT_SNAPSHOTS_URI: "s3://mlplatform/qdrant-snapshots",
         keys.MILVUS_URI: "http://milvus.vectordb.svc:19530",
         keys.MILVUS_TOKEN: "root:pw",
+        keys.KSERVE_DEPLOYMENT_MODE: "Serverless",
+        keys.KSERVE_URL_TEMPLATE: "http://{name}.{namespace}.example.com",
     }
 
 
