@@ -18,9 +18,14 @@ KUBECONFIG: Final = "kubeconfig"
 """Kubeconfig of the cluster (secret)."""
 STORAGE_CLASS: Final = "storageClass"
 GPU_POOLS: Final = "gpuPools"
-"""List of ``{name, gpuModel, gpuCount, labels, taints, minCount, maxCount, spot}`` per GPU pool.
+"""List of ``{name, gpuModel, gpuCount, labels, taints, minCount, maxCount, spot, sharing,
+resourceName, sharesPerGpu, nodeSelector}`` per GPU pool.
 
 ``taints`` is a list of ``{key, value, effect}`` objects, the shape Kubernetes uses for tolerations.
+``sharing`` is ``none``, ``time-slicing``, ``mps`` or ``mig``; ``resourceName`` is the extended
+resource a pod requests on the pool (``nvidia.com/gpu``, ``nvidia.com/gpu.shared`` or a MIG
+profile); ``sharesPerGpu`` is how many pods one advertised device holds; ``nodeSelector`` pins a pod
+to the pool.
 """
 GPU_TOLERATIONS: Final = "gpuTolerations"
 """Kubernetes tolerations a pod needs to land on any GPU pool."""

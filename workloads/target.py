@@ -47,6 +47,12 @@ S3_BUCKET_ENV = "MLP_S3_BUCKET"
 TARGET_ENV = "MLP_TARGET"
 OUTPUTS_FILE_ENV = "MLP_OUTPUTS_FILE"
 PULUMI_TIMEOUT_S = 120
+WHOLE_GPU_RESOURCE = "nvidia.com/gpu"
+"""The extended resource of a whole NVIDIA GPU: what a pod requests when a pool exports no other.
+
+The workloads' only spelling of it (the components' is ``components.clusters.base.GPU_RESOURCE``;
+a test keeps the two equal, since the layers may not import each other).
+"""
 _SECRET_PLACEHOLDER = "[secret]"
 
 
@@ -95,6 +101,10 @@ class GpuPool(_Strict):
     min_count: int = Field(default=0, alias="minCount", ge=0)
     max_count: int = Field(default=1, alias="maxCount", ge=0)
     spot: bool = False
+    sharing: Literal["none", "time-slicing", "mps", "mig"] = "none"
+    resource_name: str = Field(default=WHOLE_GPU_RESOURCE, alias="resourceName", min_length=1)
+    shares_per_gpu: int = Field(default=1, alias="sharesPerGpu", ge=1)
+    node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
 
 
 def _url(value: str | None) -> str | None:

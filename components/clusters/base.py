@@ -15,7 +15,11 @@ import pulumi_kubernetes as k8s
 
 TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
 
-GPU_TAINT_KEY = "nvidia.com/gpu"
+GPU_RESOURCE = "nvidia.com/gpu"
+"""The extended resource a whole NVIDIA GPU is advertised as (also the GPU taint's key)."""
+SHARED_GPU_RESOURCE = f"{GPU_RESOURCE}.shared"
+"""What time-slicing with ``renameByDefault`` advertises instead."""
+GPU_TAINT_KEY = GPU_RESOURCE
 GPU_TAINT_VALUE = "present"
 AKS_SPOT_TAINT_KEY = "kubernetes.azure.com/scalesetpriority"
 AKS_SPOT_TAINT_VALUE = "spot"

@@ -6,15 +6,15 @@ from collections.abc import Mapping
 
 from components.clusters.base import (
     AKS_SPOT_TAINT,
+    GPU_RESOURCE,
     GPU_TAINT,
+    POOL_LABEL,
     GpuPoolInfo,
     GpuPoolSpec,
     Taint,
     gpu_node_labels,
 )
-
-GPU_RESOURCE = "nvidia.com/gpu"
-SHARED_GPU_RESOURCE = "nvidia.com/gpu.shared"
+from components.gpu.sharing import advertised_resources, shares_per_device, sharing_mode
 
 
 def advertised_gpu_resources(spec: GpuPoolSpec) -> dict[str, int]:
@@ -27,12 +27,16 @@ def advertised_gpu_resources(spec: GpuPoolSpec) -> dict[str, int]:
     if spec.gpu_count == 0:
         return {}
     sharing = spec.sharing
-    if sharing.time_slicing is not None:
-        name = SHARED_GPU_RESOURCE if sharing.time_slicing.rename_by_default else GPU_RESOURCE
-        return {name: spec.gpu_count * sharing.time_slicing.replicas}
-    if sharing.mps is not None:
-        return {GPU_RESOURCE: spec.gpu_count * sharing.mps.replicas}
-    return {GPU_RESOURCE: spec.gpu_count}
+    if sharing.time_slicing is None and sharing.mps is None:
+        return {GPU_RESOURCE: spec.gpu_count}
+    return {pool_resource_name(spec): spec.gpu_count * shares_per_device(sharing)}
+
+
+def pool_resource_name(spec: GpuPoolSpec) -> str:
+    """The extended resource a pod requests to land on the pool (the first one its nodes advertise)."""
+    if spec.gpu_count == 0:
+        return GPU_RESOURCE
+    return advertised_resources(spec.sharing, spec.gpu_model)[0]
 
 
 def aks_pool_taints(spec: GpuPoolSpec) -> tuple[Taint, ...]:
@@ -72,7 +76,10 @@ def pool_summary(info: GpuPoolInfo) -> dict[str, object]:
     """A pool as plain data, in the shape of the ``gpuPools`` stack output.
 
     Keys: ``name``, ``gpuModel``, ``gpuCount``, ``labels``, ``taints`` (``{key, value, effect}``
-    objects, the shape Kubernetes uses for tolerations), ``minCount``, ``maxCount``, ``spot``.
+    objects, the shape Kubernetes uses for tolerations), ``minCount``, ``maxCount``, ``spot``,
+    ``sharing`` (``none``, ``time-slicing``, ``mps`` or ``mig``), ``resourceName`` (what a pod
+    requests), ``sharesPerGpu`` (pods one advertised device holds) and ``nodeSelector`` (what pins
+    a pod to the pool).
     """
     spec = info.spec
     return {
@@ -84,4 +91,8 @@ def pool_summary(info: GpuPoolInfo) -> dict[str, object]:
         "minCount": spec.min_count,
         "maxCount": spec.max_count,
         "spot": spec.spot,
+        "sharing": sharing_mode(spec.sharing),
+        "resourceName": pool_resource_name(spec),
+        "sharesPerGpu": shares_per_device(spec.sharing),
+        "nodeSelector": {POOL_LABEL: info.labels.get(POOL_LABEL, spec.name)},
     }

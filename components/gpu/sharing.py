@@ -29,10 +29,9 @@ from typing import Any, Final
 
 import yaml
 
-from components.clusters.base import DEVICE_PLUGIN_CONFIG_LABEL, GpuPoolInfo, GpuSharing
+from components.clusters.base import DEVICE_PLUGIN_CONFIG_LABEL, GPU_RESOURCE, GpuPoolInfo, GpuSharing
 from components.gpu.catalog import GPU_MODELS
 
-GPU_RESOURCE: Final = "nvidia.com/gpu"
 """The extended resource the device plugin advertises for whole GPUs (and MIG ``single``)."""
 SHARED_SUFFIX: Final = ".shared"
 """Suffix of the renamed resource under ``renameByDefault``."""
@@ -65,6 +64,21 @@ class PluginConfigs:
     files: dict[str, str]
     default: str
     by_pool: dict[str, str]
+
+
+def sharing_mode(sharing: GpuSharing) -> str:
+    """The pool's sharing mode as the ``gpuPools`` output names it.
+
+    Returns:
+        ``time-slicing``, ``mps``, ``mig`` or ``none``. Time-slicing on top of MIG reports
+        ``time-slicing``: pods then share each MIG instance the way they share a whole GPU.
+
+    """
+    if sharing.time_slicing:
+        return "time-slicing"
+    if sharing.mps:
+        return "mps"
+    return "mig" if sharing.mig else "none"
 
 
 def mig_strategy(sharing: GpuSharing) -> str:

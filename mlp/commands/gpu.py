@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from mlp.common import BadInput, Failed, emit_json, json_option, stack_option
 
 if TYPE_CHECKING:
     from workloads.gpu.manifests import GpuPlacement
@@ -24,43 +25,17 @@ def planned_outputs(stack: str) -> StackOutputs:
     from workloads.target import parse_outputs
 
     run = run_program(program, stack=stack, config=stack_file_config(stack))
-    return parse_outputs(normalize_taints(run.exports), source=f"offline plan of stack {stack!r}")
-
-
-def normalize_taints(raw: dict[str, Any]) -> dict[str, Any]:
-    """Accept GPU pool taints written as ``key=value:Effect`` as well as objects.
-
-    The cluster builders export the ``kubectl`` string form while ``workloads.target`` reads
-    objects; until the contract settles on one, both are accepted here.
-    """
-    from stacks import outputs as keys
-
-    pools = raw.get(keys.GPU_POOLS)
-    if not isinstance(pools, list):
-        return raw
-    fixed = []
-    for pool in pools:
-        taints = []
-        for taint in pool.get("taints", []) if isinstance(pool, dict) else []:
-            if isinstance(taint, str) and ":" in taint:
-                pair, effect = taint.rsplit(":", 1)
-                key, _, value = pair.partition("=")
-                taint = {"key": key, "value": value or None, "effect": effect}
-            taints.append(taint)
-        fixed.append({**pool, "taints": taints} if isinstance(pool, dict) else pool)
-    return {**raw, keys.GPU_POOLS: fixed}
+    return parse_outputs(run.exports, source=f"offline plan of stack {stack!r}")
 
 
 def stack_outputs(stack: str, outputs_file: Path | None, *, deployed: bool) -> StackOutputs:
     """Outputs from a file, the deployed stack (Pulumi CLI), or the offline plan, in that order."""
+    from stacks.files import load_json
     from workloads.target import TargetError, parse_outputs, read_stack_outputs
 
     if outputs_file is not None:
-        try:
-            raw = json.loads(outputs_file.read_text())
-        except json.JSONDecodeError as exc:
-            raise TargetError(f"outputs file {outputs_file} is not valid JSON: {exc}") from None
-        return parse_outputs(normalize_taints(raw), source=f"outputs file {outputs_file}")
+        raw = load_json(outputs_file, what="outputs file")
+        return parse_outputs(raw, source=f"outputs file {outputs_file}")
     if deployed:
         try:
             return read_stack_outputs(stack)
@@ -69,38 +44,12 @@ def stack_outputs(stack: str, outputs_file: Path | None, *, deployed: bool) -> S
     return planned_outputs(stack)
 
 
-def placement_for(stack: str | None, outputs: StackOutputs, pool: str | None) -> GpuPlacement:
-    """Placement on ``pool`` with its sharing from the stack's config (whole GPUs if unknown)."""
+def placement_for(outputs: StackOutputs, pool: str | None) -> GpuPlacement:
+    """Placement on ``pool`` as the stack's ``gpuPools`` output describes it (resource, sharing)."""
     from components.clusters.base import POOL_LABEL
-    from components.gpu.sharing import advertised_resources, shares_per_device
-    from stacks.cluster_builders import sharing_from_config
-    from stacks.config import load_stack_file
     from workloads.gpu.manifests import placement_from_outputs
 
-    base = placement_from_outputs(outputs, POOL_LABEL, pool)
-    sharing_cfg = None
-    if stack is not None:
-        try:
-            cfg = load_stack_file(stack)
-        except FileNotFoundError:
-            cfg = None
-        if cfg is not None:
-            sharing_cfg = next((p.sharing for p in cfg.gpu_pools if p.name == base.pool), None)
-    if sharing_cfg is None:
-        return base
-    sharing = sharing_from_config(sharing_cfg)
-    model = next((p.gpu_model for p in outputs.gpu_pools if p.name == base.pool), "")
-    mode = (
-        "time-slicing" if sharing.time_slicing else "mps" if sharing.mps else "mig" if sharing.mig else "none"
-    )
-    return placement_from_outputs(
-        outputs,
-        POOL_LABEL,
-        base.pool,
-        resource=advertised_resources(sharing, model)[0],
-        shares_per_gpu=shares_per_device(sharing),
-        sharing=mode,  # type: ignore[arg-type]
-    )
+    return placement_from_outputs(outputs, POOL_LABEL, pool)
 
 
 def _objects(
@@ -119,19 +68,9 @@ def _objects(
         return render(workload, None, ""), None
     outputs = stack_outputs(stack, outputs_file, deployed=deployed)
     if workload == "sharing-demo" and pool is None:
-        pool = _first_sharing_pool(stack)
-    placement = placement_for(stack, outputs, pool)
+        pool = next((p.name for p in outputs.gpu_pools if p.sharing in ("time-slicing", "mps")), None)
+    placement = placement_for(outputs, pool)
     return render(workload, placement, IMAGES["cuda-sample"].ref, pods=pods), outputs
-
-
-def _first_sharing_pool(stack: str) -> str | None:
-    from stacks.config import load_stack_file
-
-    try:
-        cfg = load_stack_file(stack)
-    except FileNotFoundError:
-        return None
-    return next((p.name for p in cfg.gpu_pools if p.sharing.time_slicing or p.sharing.mps), None)
 
 
 @click.group("gpu")
@@ -148,7 +87,7 @@ def gpu() -> None:
 
 _COMMON = [
     click.argument("workload", type=WORKLOAD_CHOICE),
-    click.option("--stack", required=True, help="Stack whose GPU pools to use (dev, aks, eks...)."),
+    stack_option(help="Stack whose GPU pools to use (dev, aks, eks...)."),
     click.option(
         "--outputs-file",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -177,7 +116,7 @@ def _with_common(func: Any) -> Any:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to a file instead of stdout.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of YAML.")
+@json_option
 def render_cmd(
     workload: str,
     stack: str,
@@ -187,15 +126,20 @@ def render_cmd(
     output: Path | None,
     as_json: bool,
 ) -> None:
-    """Render a workload's manifests (offline: pool placement from the stack's plan or outputs file)."""
+    """Render a workload's manifests (offline: pool placement from the stack's plan or outputs file).
+
+    Exit codes: 0 rendered, 2 bad input (unknown stack or pool, too many pods, bad outputs file).
+    """
     from workloads.gpu.manifests import PlacementError, to_yaml
     from workloads.target import TargetError
 
     try:
         objects, _ = _objects(workload, stack, outputs_file, pool, pods, deployed=False)
     except (PlacementError, TargetError, FileNotFoundError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        raise BadInput(str(exc)) from None
+    if as_json and not output:
+        emit_json(objects)
+        return
     text = json.dumps(objects, indent=2) if as_json else to_yaml(objects)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -228,9 +172,11 @@ def apply_cmd(
 ) -> None:
     """Apply a workload to the stack's cluster through its kubeconfig (server-side apply).
 
-    Exit status: 0 when applied (and, with --wait, every Job succeeded); 1 otherwise.
+    Exit status: 0 when applied (and, with --wait, every Job succeeded); 1 when the cluster
+    refused or a Job failed; 2 on bad input (unknown stack or pool, unreadable kubeconfig).
     """
     from stacks import outputs as keys
+    from stacks.files import read_text
     from workloads.gpu.apply import ApplyError, apply_objects, dynamic_client, wait_for_job
     from workloads.gpu.manifests import PlacementError
     from workloads.target import TargetError
@@ -238,10 +184,13 @@ def apply_cmd(
     try:
         objects, outputs = _objects(workload, stack, outputs_file, pool, pods, deployed=True)
         if kubeconfig is not None:
-            config_text = kubeconfig.read_text()
+            config_text = read_text(kubeconfig, what="kubeconfig")
         else:
             outputs = outputs or stack_outputs(stack, outputs_file, deployed=True)
             config_text = outputs.require(keys.KUBECONFIG)
+    except (PlacementError, TargetError, FileNotFoundError) as exc:
+        raise BadInput(str(exc)) from None
+    try:
         client = dynamic_client(config_text)
         for applied in apply_objects(objects, client):
             where = f" in {applied.namespace}" if applied.namespace else ""
@@ -258,9 +207,8 @@ def apply_cmd(
                     client, meta["name"], meta["namespace"], timeout_s=timeout_s, progress=click.echo
                 )
                 _print_logs(client, meta["namespace"], meta["labels"]["app.kubernetes.io/name"])
-    except (PlacementError, TargetError, ApplyError, FileNotFoundError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    except (ApplyError, TargetError) as exc:
+        raise Failed(str(exc)) from None
 
 
 def _print_logs(client: Any, namespace: str, app: str) -> None:

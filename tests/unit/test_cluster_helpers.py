@@ -168,16 +168,21 @@ def test_taints_per_cloud() -> None:
 def test_pool_summary_has_the_output_contract_shape() -> None:
     info = pools.pool_info(spec(), (GPU_TAINT,), {"x": "y"})
     summary = pools.pool_summary(info)
-    assert set(summary) == {
-        "name",
-        "gpuModel",
-        "gpuCount",
-        "labels",
-        "taints",
-        "minCount",
-        "maxCount",
-        "spot",
-    }
+    from workloads.target import GpuPool
+
+    # The program writes exactly the fields the workloads' reader of the output knows.
+    assert set(summary) == {f.alias or name for name, f in GpuPool.model_fields.items()}
+    parsed = GpuPool.model_validate(summary)
+    assert (parsed.sharing, parsed.resource_name, parsed.shares_per_gpu) == ("none", "nvidia.com/gpu", 1)
+    assert parsed.node_selector == {POOL_LABEL: "t4"}
+    shared = pools.pool_summary(
+        pools.pool_info(spec(sharing=GpuSharing(time_slicing=TimeSlicing(4, rename_by_default=True))), ())
+    )
+    assert (shared["sharing"], shared["resourceName"], shared["sharesPerGpu"]) == (
+        "time-slicing",
+        "nvidia.com/gpu.shared",
+        4,
+    )
     assert summary["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
     assert summary["labels"] == {**info.labels}
     assert info.labels["x"] == "y" and info.labels[POOL_LABEL] == "t4"

@@ -33,25 +33,20 @@ from workloads.target import parse_outputs
 IMAGE = IMAGES["cuda-sample"].ref
 
 
-def pool_output(name: str, model: str) -> dict[str, Any]:
-    spec = GpuPoolSpec(name, model, 1, 0, 4, True)
-    taints = [GPU_TAINT, AKS_SPOT_TAINT]
-    return {
-        "name": name,
-        "gpuModel": model,
-        "gpuCount": 1,
-        "labels": gpu_node_labels(spec),
-        "taints": [{"key": t.key, "value": t.value, "effect": t.effect} for t in taints],
-        "minCount": 0,
-        "maxCount": 4,
-        "spot": True,
-    }
+def aks_pool_outputs() -> list[dict[str, Any]]:
+    """The aks stack's ``gpuPools`` output, derived from Pulumi.aks.yaml by the program's own code."""
+    from components.clusters.pools import aks_pool_taints, pool_info, pool_summary
+    from stacks.cluster_builders import gpu_pool_spec
+    from stacks.config import load_stack_file
+
+    specs = [gpu_pool_spec(pool, "aks") for pool in load_stack_file("aks").gpu_pools]
+    return [pool_summary(pool_info(spec, aks_pool_taints(spec))) for spec in specs]
 
 
 AKS_OUTPUTS = {
     keys.TARGET: "aks",
     keys.KUBECONFIG: "apiVersion: v1\nkind: Config\n",
-    keys.GPU_POOLS: [pool_output("t4", "T4"), pool_output("a10", "A10")],
+    keys.GPU_POOLS: aks_pool_outputs(),
     keys.GPU_TOLERATIONS: [GPU_TAINT.toleration(), AKS_SPOT_TAINT.toleration()],
 }
 
@@ -79,6 +74,8 @@ def test_placement_comes_from_the_pool_outputs() -> None:
     assert p.node_selector == {POOL_LABEL: "t4"}
     assert {**GPU_TAINT.toleration()} in [dict(t) for t in p.tolerations]
     assert {**AKS_SPOT_TAINT.toleration()} in [dict(t) for t in p.tolerations]
+    # Pulumi.aks.yaml: t4 time-slices 4 ways without renaming; the output says so, no config read.
+    assert (p.sharing, p.shares_per_gpu, p.resource) == ("time-slicing", 4, "nvidia.com/gpu")
     with pytest.raises(PlacementError, match="no GPU pool 'x'"):
         placement_from_outputs(parse_outputs(AKS_OUTPUTS), POOL_LABEL, "x")
     with pytest.raises(PlacementError, match="no GPU pools"):
@@ -112,7 +109,7 @@ def test_sharing_demo_puts_n_pods_on_one_gpu(validator: Validator) -> None:
     with pytest.raises(PlacementError, match="holds 4 pods"):
         sharing_demo(shared, IMAGE, pods=5)
     with pytest.raises(PlacementError, match="does not share GPUs"):
-        sharing_demo(placement(), IMAGE)
+        sharing_demo(placement(sharing="none", shares_per_gpu=1), IMAGE)
 
 
 def test_priority_classes_put_serving_over_batch(validator: Validator) -> None:
@@ -176,7 +173,7 @@ def test_cli_render_uses_the_stack_sharing(outputs_file: Path) -> None:
             "3",
         ],
     )
-    assert too_many.exit_code == 1 and "holds 2 pods" in too_many.output
+    assert too_many.exit_code == 2 and "holds 2 pods" in too_many.output
 
 
 def test_cli_render_smoke_and_priority_classes(outputs_file: Path, tmp_path: Path) -> None:
@@ -298,7 +295,8 @@ def test_cli_render_from_the_offline_plan() -> None:
     assert "&id" not in result.output
 
 
-def test_taints_in_kubectl_form_are_accepted(tmp_path: Path) -> None:
+def test_taints_in_kubectl_form_are_rejected_naming_the_key(tmp_path: Path) -> None:
+    # The contract is {key, value, effect} objects; the old string shim is gone.
     raw = json.loads(json.dumps(AKS_OUTPUTS))
     for pool in raw[keys.GPU_POOLS]:
         pool["taints"] = [GPU_TAINT.as_string(), AKS_SPOT_TAINT.as_string()]
@@ -307,9 +305,9 @@ def test_taints_in_kubectl_form_are_accepted(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         gpu, ["render", "smoke", "--stack", "aks", "--outputs-file", str(path), "--json"]
     )
-    assert result.exit_code == 0, result.output
-    tolerations = json.loads(result.output)[-1]["spec"]["template"]["spec"]["tolerations"]
-    assert AKS_SPOT_TAINT.toleration() in tolerations
+    assert result.exit_code != 0
+    assert "gpuPools" in result.output and "taints" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_unreachable_cluster_is_a_clean_error(tmp_path: Path) -> None:
@@ -330,3 +328,10 @@ def test_unreachable_cluster_is_a_clean_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(gpu, args)
     assert result.exit_code == 1
     assert "cannot reach the cluster" in result.output
+
+
+def test_whole_gpu_resource_is_spelled_the_same_in_both_layers() -> None:
+    from components.clusters.base import GPU_RESOURCE
+    from workloads.target import WHOLE_GPU_RESOURCE
+
+    assert GPU_RESOURCE == WHOLE_GPU_RESOURCE

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from stacks import outputs as keys
+from workloads.target import WHOLE_GPU_RESOURCE
 
 NAMESPACE: Final = "mlp-gpu-workloads"
 SERVING_PRIORITY_CLASS: Final = "mlp-serving"
 BATCH_PRIORITY_CLASS: Final = "mlp-batch"
-WHOLE_GPU: Final = "nvidia.com/gpu"
+WHOLE_GPU: Final = WHOLE_GPU_RESOURCE
 SMOKE_DEADLINE_S: Final = 1800
 """Scale-from-zero GPU nodes take minutes (VM boot, driver, device plugin); leave room for it."""
 
@@ -74,10 +75,6 @@ def placement_from_outputs(
     stack_outputs: Any,
     pool_label: str,
     pool: str | None = None,
-    *,
-    resource: str = WHOLE_GPU,
-    shares_per_gpu: int = 1,
-    sharing: SharingMode = "none",
 ) -> GpuPlacement:
     """A placement on one GPU pool of a stack, from its outputs.
 
@@ -85,9 +82,9 @@ def placement_from_outputs(
         stack_outputs: ``workloads.target.StackOutputs`` of the stack.
         pool_label: The node label key naming a node's GPU pool.
         pool: Pool name; the first pool when omitted.
-        resource: Resource the pool advertises (depends on its sharing config).
-        shares_per_gpu: Pods per GPU under the pool's sharing.
-        sharing: The pool's sharing mode.
+
+    The resource to request, the pods per GPU and the sharing mode come from the pool's own
+    entry in the ``gpuPools`` output.
 
     Raises:
         PlacementError: When the stack has no (such) GPU pool.
@@ -109,12 +106,12 @@ def placement_from_outputs(
     )
     return GpuPlacement(
         pool=chosen.name,
-        node_selector={pool_label: chosen.labels.get(pool_label, chosen.name)},
+        node_selector=dict(chosen.node_selector) or {pool_label: chosen.labels.get(pool_label, chosen.name)},
         tolerations=tolerations,
-        resource=resource,
-        shares_per_gpu=shares_per_gpu,
+        resource=chosen.resource_name,
+        shares_per_gpu=chosen.shares_per_gpu,
         gpus_per_node=chosen.gpu_count,
-        sharing=sharing,
+        sharing=chosen.sharing,
     )
 
 

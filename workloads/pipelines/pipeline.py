@@ -31,7 +31,7 @@ from kfp import dsl
 from workloads import registry
 from workloads.pipelines import components
 from workloads.pipelines.model import TrainParams
-from workloads.target import Target
+from workloads.target import WHOLE_GPU_RESOURCE, Target
 
 PIPELINE_NAME = "mlp-training"
 DEFAULT_PACKAGE_PATH = Path("build") / "pipeline" / "training-pipeline.yaml"
@@ -112,7 +112,7 @@ def _apply_placement(tasks: dict[str, Any], placement: ClusterPlacement) -> None
     for label, value in placement.node_selector.items():
         kubernetes.add_node_selector(train, label_key=label, label_value=value)
     if placement.gpu:
-        train.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+        train.set_accelerator_type(WHOLE_GPU_RESOURCE).set_accelerator_limit(1)
     if placement.retries:
         train.set_retry(num_retries=placement.retries, backoff_duration="30s", backoff_factor=2.0)
     for name in ("train", "register"):

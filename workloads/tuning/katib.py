@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from workloads.target import WHOLE_GPU_RESOURCE
 from workloads.tuning.space import Parameter, SearchSpace
 
 API_VERSION = "kubeflow.org/v1beta1"
@@ -88,7 +89,7 @@ def render_experiment(
     command += [f"{_flag(p.name)}=${{trialParameters.{p.name}}}" for p in space.parameters]
     resources: dict[str, Any] = {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}}
     if gpu:
-        resources["limits"]["nvidia.com/gpu"] = 1
+        resources["limits"][WHOLE_GPU_RESOURCE] = 1
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "containers": [
