@@ -21,6 +21,8 @@ import yaml
 from components import versions
 from stacks import outputs
 from stacks.config import ConfigError, parse_config, project_root, stack_file_config, without_namespace
+from stacks.files import InputFileError
+from stacks.plan.charts_check import chart_findings
 from stacks.plan.harness import ProgramRun, clean, run_program
 from stacks.plan.render import Manifest, manifests, resource_entries, secret_values
 from stacks.plan.validate import Validator
@@ -134,8 +136,10 @@ def plan_stack(
     try:
         raw = stack_file_config(stack, root)
         cfg = parse_config(without_namespace(raw), stack)
-    except ConfigError as exc:
-        result.config_errors = [str(issue) for issue in exc.issues]
+    except (ConfigError, InputFileError) as exc:
+        result.config_errors = (
+            [str(issue) for issue in exc.issues] if isinstance(exc, ConfigError) else [str(exc)]
+        )
         result.seconds = time.perf_counter() - started
         _write(target, result, [], [])
         return result
@@ -178,6 +182,11 @@ def plan_stack(
             else:
                 result.unvalidated.append(f"{manifest.filename}: {'; '.join(checked.errors)}")
         result.findings += _policy(manifest, secrets)
+
+    charts_found, charts_note = chart_findings(rendered, root or project_root())
+    result.findings += [Finding(file, rule, message) for file, rule, message in charts_found]
+    if charts_note:
+        result.unvalidated.append(charts_note)
 
     for key in outputs.SECRET_KEYS & set(run.exports):
         if key not in run.secret_exports:

@@ -30,16 +30,16 @@ class Manifest:
 
 
 def resource_entries(run: ProgramRun) -> list[dict[str, Any]]:
-    """One plain object per registration: type, name, parent, custom, inputs (secrets hidden)."""
+    """One plain object per registration, sorted by type and name: type, name, parent, custom, inputs (secrets hidden)."""
     return [
         {
             "type": reg.type,
             "name": reg.name,
             "parent": reg.parent,
             "custom": reg.custom,
-            "inputs": clean(reg.inputs),
+            "inputs": canonical(clean(reg.inputs)),
         }
-        for reg in run.registrations
+        for reg in sorted(run.registrations, key=lambda r: (r.type, r.name))
     ]
 
 
@@ -53,26 +53,52 @@ def _slug(text: str) -> str:
 
 
 def manifests(run: ProgramRun) -> list[Manifest]:
-    """Every Kubernetes object and Helm release the program declares, in registration order."""
+    """Every Kubernetes object and Helm release the program declares, sorted by file name.
+
+    Files are named after what they declare, ``<kind>-<namespace>-<name>.yaml`` (``helmrelease``
+    for chart installs; ``cluster`` for cluster-scoped objects), so two plans of the same stack
+    write the same tree; a clash (two resources declaring the same object) keeps both, the
+    second with its Pulumi resource name appended.
+    """
     out: list[Manifest] = []
-    for index, reg in enumerate(run.registrations):
+    for reg in run.registrations:
         if is_kubernetes_object(reg):
             document = _k8s_document(clean(reg.inputs))
             kind = document.get("kind", reg.type.rsplit(":", 1)[-1])
-            filename = f"{index:03d}-{_slug(kind)}-{_slug(reg.name)}.yaml"
-            out.append(Manifest(filename, reg.name, document, "object"))
+            meta = document.get("metadata") or {}
+            stem = _stem(kind, meta.get("namespace"), meta.get("name") or reg.name)
+            out.append(Manifest(stem, reg.name, document, "object"))
         elif reg.type == HELM_RELEASE:
             document = helm_release_document(reg)
-            out.append(
-                Manifest(
-                    f"{index:03d}-helmrelease-{_slug(reg.name)}.yaml", reg.name, document, "helm-release"
-                )
-            )
+            stem = _stem("helmrelease", document.get("namespace"), document.get("helmRelease") or reg.name)
+            out.append(Manifest(stem, reg.name, document, "helm-release"))
+    out.sort(key=lambda m: (m.filename, m.resource))
+    seen: set[str] = set()
+    for manifest in out:
+        name = manifest.filename
+        if name in seen:
+            name = f"{name}--{_slug(manifest.resource)}"
+        seen.add(name)
+        manifest.filename = f"{name}.yaml"
     return out
 
 
+def _stem(kind: str, namespace: Any, name: Any) -> str:
+    return f"{_slug(str(kind))}-{_slug(str(namespace or 'cluster'))}-{_slug(str(name))}"
+
+
+def canonical(value: Any) -> Any:
+    """Maps with their keys sorted, recursively (recorded inputs come back in no fixed order)."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
 def _k8s_document(inputs: dict[str, Any]) -> dict[str, Any]:
-    """Order the object's fields as people write them: apiVersion, kind, metadata, the rest."""
+    """Order the object's fields as people write them: apiVersion, kind, metadata, the rest sorted."""
+    inputs = canonical(inputs)
     head = {key: inputs[key] for key in ("apiVersion", "kind", "metadata") if key in inputs}
     tail = {key: value for key, value in inputs.items() if key not in head}
     return {**head, **tail}
@@ -89,7 +115,7 @@ def helm_release_document(reg: Registration) -> dict[str, Any]:
         "repository": repo,
         "namespace": inputs.get("namespace"),
         "createNamespace": inputs.get("createNamespace", False),
-        "values": inputs.get("values") or {},
+        "values": canonical(inputs.get("values") or {}),
     }
 
 
