@@ -13,6 +13,7 @@ import pytest
 
 from workloads.rag.stores.base import (
     BackupManifest,
+    BackupVerificationError,
     Filter,
     Point,
     RestoreMismatchError,
@@ -125,7 +126,7 @@ def test_logical_backups_cross_engines(tmp_path: Path) -> None:
 
 
 def tamper(archive: Path, out: Path, **changes: object) -> None:
-    with tarfile.open(archive) as src, tarfile.open(out, "w") as dst:
+    with tarfile.open(archive) as src, tarfile.open(out, "w:gz") as dst:
         for member in src.getmembers():
             data = src.extractfile(member).read()  # type: ignore[union-attr]
             if member.name == "manifest.json":
@@ -155,3 +156,31 @@ def test_a_restore_with_missing_rows_fails_loudly(engine: str, tmp_path: Path) -
     finally:
         store.close()
     assert BackupManifest.from_json(read_manifest(archive).to_json()).count == 50
+
+
+def test_a_damaged_milvus_lite_archive_is_refused_and_the_retry_works(tmp_path: Path) -> None:
+    points, queries = dataset(3)
+    store = make_store("milvus-lite", tmp_path)
+    try:
+        store.create_collection("docs_v1", DIM)
+        store.upsert("docs_v1", points)
+        store.finalize("docs_v1")
+        archive = tmp_path / "m.tar.gz"
+        manifest = store.backup("docs_v1", archive, kind="native")
+        assert manifest.files and all(len(f["sha256"]) == 64 for f in manifest.files)
+        with tarfile.open(archive) as src:
+            members = [(m, src.extractfile(m).read()) for m in src.getmembers()]  # type: ignore[union-attr]
+        i = max(range(1, len(members)), key=lambda k: len(members[k][1]))
+        data = members[i][1]
+        members[i] = (members[i][0], data[:100] + bytes(b ^ 0xFF for b in data[100:4196]) + data[4196:])
+        damaged = tmp_path / "damaged.tar.gz"
+        with tarfile.open(damaged, "w:gz") as dst:
+            for info, blob in members:
+                dst.addfile(info, io.BytesIO(blob))
+        with pytest.raises(BackupVerificationError, match="checksum mismatch"):
+            store.restore(damaged, "docs_restored")
+        assert store.list_collections() == ["docs_v1"]
+        assert store.restore(archive, "docs_restored").restored == N
+        assert results(store, "docs_restored", queries) == results(store, "docs_v1", queries)
+    finally:
+        store.close()

@@ -15,22 +15,26 @@ fail loudly on a mismatch: restore tools have shipped that silently lost rows.
 from __future__ import annotations
 
 import base64
-import gzip
-import io
+import hashlib
 import json
 import operator
 import re
-import tarfile
 import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+
+from workloads.rag.stores.archive import (
+    ArchiveVerificationError,
+    extract_verified,
+    read_manifest_only,
+    write_verified,
+)
 
 BackupKind = Literal["native", "logical"]
 
@@ -47,15 +51,11 @@ PAYLOAD_INDEXES: tuple[tuple[str, PayloadSchema], ...] = (
 """Payload fields indexed for filtering, with their schema, where the engine has payload indexes."""
 
 BACKUP_FORMAT = "mlp-rag-backup"
-BACKUP_VERSION = 1
+BACKUP_VERSION = 2
 
 
 class StoreError(RuntimeError):
     """A vector-store operation failed in a way the caller should report, not retry."""
-
-
-class RestoreMismatchError(StoreError):
-    """A restore produced a different number of points than the backup holds."""
 
 
 def check_collection_name(name: str) -> str:
@@ -238,6 +238,18 @@ def matches(filter_: Filter | None, payload: dict[str, Any]) -> bool:
 # --- backups -----------------------------------------------------------------------------------
 
 
+class BackupVerificationError(StoreError, ArchiveVerificationError):
+    """A backup archive is damaged, truncated or forged, or the restored data does not match it."""
+
+
+class RestoreMismatchError(BackupVerificationError):
+    """A restore produced a different number of points than the backup holds."""
+
+
+PROBE_POINTS = 8
+"""Points whose vectors a manifest records, compared after a restore (catches garbage vectors)."""
+
+
 @dataclass(frozen=True)
 class BackupManifest:
     """What a backup archive holds.
@@ -250,6 +262,9 @@ class BackupManifest:
         count: Points in the collection at backup time.
         created_at: UTC timestamp (ISO 8601).
         embedder: Embedder name found in the points' payloads, if any.
+        ids_sha256: sha256 of the sorted point ids, one per line (checked after a restore).
+        probe: Up to :data:`PROBE_POINTS` ``{id, vector}`` (base64 float32) checked after a restore.
+        files: ``{path, size, sha256}`` of every other archive member (written by the archive writer).
         format: Archive format marker.
         version: Archive format version.
     """
@@ -261,24 +276,84 @@ class BackupManifest:
     count: int
     created_at: str
     embedder: str | None = None
+    ids_sha256: str | None = None
+    probe: tuple[dict[str, str], ...] = ()
+    files: tuple[dict[str, Any], ...] = ()
     format: str = BACKUP_FORMAT
     version: int = BACKUP_VERSION
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (the manifest's JSON form)."""
+        data = asdict(self)
+        data["probe"] = list(self.probe)
+        data["files"] = list(self.files)
+        return data
+
     def to_json(self) -> bytes:
         """Serialise for the archive."""
-        return json.dumps(asdict(self), indent=2).encode()
+        return json.dumps(self.to_dict(), indent=2).encode()
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> BackupManifest:
+        """Parse and check a manifest.
+
+        Raises:
+            BackupVerificationError: If it is not an mlp-rag backup manifest of this version, or
+                a field is missing or of the wrong type.
+        """
+        if not isinstance(raw, dict) or raw.get("format") != BACKUP_FORMAT:
+            raise BackupVerificationError("not an mlp rag backup (manifest format marker missing)")
+        if raw.get("version") != BACKUP_VERSION:
+            raise BackupVerificationError(
+                f"backup format version {raw.get('version')!r} is not {BACKUP_VERSION}: archives written "
+                "before checksums were recorded cannot be verified; take a new backup"
+            )
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise BackupVerificationError(f"backup manifest has unknown fields {unknown}")
+        checks: dict[str, tuple[type, ...]] = {
+            "kind": (str,),
+            "engine": (str,),
+            "collection": (str,),
+            "dim": (int,),
+            "count": (int,),
+            "created_at": (str,),
+            "embedder": (str, type(None)),
+            "ids_sha256": (str, type(None)),
+            "probe": (list,),
+            "files": (list,),
+        }
+        for name, types in checks.items():
+            if name not in raw and name not in {"embedder", "ids_sha256", "probe", "files"}:
+                raise BackupVerificationError(f"backup manifest has no {name!r}")
+            value = raw.get(name)
+            if name in raw and (not isinstance(value, types) or isinstance(value, bool)):
+                raise BackupVerificationError(
+                    f"backup manifest field {name!r} has the wrong type ({value!r})"
+                )
+        if raw["kind"] not in ("native", "logical"):
+            raise BackupVerificationError(
+                f"backup manifest kind {raw['kind']!r} is neither native nor logical"
+            )
+        if raw["dim"] <= 0 or raw["count"] < 0:
+            raise BackupVerificationError("backup manifest has a non-positive dim or a negative count")
+        probe = raw.get("probe", [])
+        if not all(
+            isinstance(p, dict) and isinstance(p.get("id"), str) and isinstance(p.get("vector"), str)
+            for p in probe
+        ):
+            raise BackupVerificationError("backup manifest 'probe' entries need an id and a vector")
+        return cls(**{**raw, "probe": tuple(probe), "files": tuple(raw.get("files", []))})
 
     @classmethod
     def from_json(cls, data: bytes) -> BackupManifest:
-        """Parse and check the archive marker.
-
-        Raises:
-            StoreError: If the data is not an mlp-rag backup manifest of a known version.
-        """
-        raw = json.loads(data)
-        if raw.get("format") != BACKUP_FORMAT or raw.get("version") != BACKUP_VERSION:
-            raise StoreError("not an mlp rag backup (manifest format/version mismatch)")
-        return cls(**raw)
+        """Parse :meth:`to_json` output (see :meth:`from_dict`)."""
+        try:
+            raw = json.loads(data)
+        except ValueError as exc:
+            raise BackupVerificationError(f"backup manifest is not valid JSON ({exc})") from None
+        return cls.from_dict(raw)
 
 
 @dataclass(frozen=True)
@@ -290,6 +365,7 @@ class RestoreReport:
     restored: int
     kind: BackupKind
     seconds: float
+    files_verified: int = 0
 
     @property
     def ok(self) -> bool:
@@ -298,33 +374,42 @@ class RestoreReport:
 
 
 def read_manifest(archive: Path) -> BackupManifest:
-    """Read the manifest of a backup archive."""
-    with tarfile.open(archive, "r") as tar:
-        member = tar.extractfile("manifest.json")
-        if member is None:
-            raise StoreError(f"{archive} has no manifest.json")
-        return BackupManifest.from_json(member.read())
+    """Read the manifest of a backup archive (without verifying the payload).
+
+    Raises:
+        BackupVerificationError: If the archive is unreadable or its manifest invalid.
+    """
+    try:
+        return BackupManifest.from_dict(read_manifest_only(archive))
+    except ArchiveVerificationError as exc:
+        if isinstance(exc, BackupVerificationError):
+            raise
+        raise BackupVerificationError(str(exc)) from None
 
 
-def add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    """Add an in-memory file to a tar archive."""
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = int(time.time())
-    tar.addfile(info, io.BytesIO(data))
+def write_backup(
+    archive: Path, manifest: BackupManifest, files: Sequence[tuple[str, Path]]
+) -> BackupManifest:
+    """Write a compressed archive of ``files`` with ``manifest`` and their checksums.
 
-
-@contextmanager
-def write_archive(archive: Path, manifest: BackupManifest) -> Iterator[tarfile.TarFile]:
-    """Open a new backup archive for writing, ``manifest`` already in it (read by :func:`read_manifest`)."""
-    with tarfile.open(archive, "w") as tar:
-        add_bytes(tar, "manifest.json", manifest.to_json())
-        yield tar
+    Returns:
+        The manifest as written (with its ``files`` checksums).
+    """
+    entries = write_verified(archive, {k: v for k, v in manifest.to_dict().items() if k != "files"}, files)
+    return replace(manifest, files=tuple(e.to_dict() for e in entries))
 
 
 def utc_now() -> str:
     """Current UTC time, ISO 8601, second precision."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def ids_digest(ids: Iterable[str]) -> str:
+    """sha256 of the sorted ids, one per line."""
+    digest = hashlib.sha256()
+    for point_id in sorted(ids):
+        digest.update(point_id.encode() + b"\n")
+    return digest.hexdigest()
 
 
 def encode_vector(vector: Sequence[float] | np.ndarray) -> str:
@@ -491,9 +576,13 @@ class VectorStore(ABC):
     def backup(self, collection: str, archive: Path, *, kind: BackupKind = "logical") -> BackupManifest:
         """Write a backup archive of ``collection`` (or the collection behind an alias).
 
+        The archive is a gzip-compressed tar whose manifest records every member's sha256, the
+        point count, a digest of the point ids and a few probe vectors; :meth:`restore` checks
+        all of them.
+
         Args:
             collection: Collection or alias.
-            archive: Output tar file (parent directories are created).
+            archive: Output file (parent directories are created; written atomically).
             kind: ``logical`` (portable) or ``native`` (engine snapshot, where supported).
 
         Returns:
@@ -506,34 +595,105 @@ class VectorStore(ABC):
         return self._logical_backup(physical, archive)
 
     def restore(self, archive: Path, collection: str) -> RestoreReport:
-        """Restore an archive into a new collection ``collection``.
+        """Restore an archive into a new collection ``collection``, verifying it end to end.
+
+        The archive is first extracted into a staging directory with every member's size and
+        sha256 checked against the manifest; only then is the collection created. After loading,
+        the point count, the dimension, the digest of the point ids and the probe vectors must
+        match the manifest. On any failure the new collection is dropped, so a retry starts clean.
 
         Raises:
             StoreError: If the collection exists, or a native archive comes from another engine.
+            BackupVerificationError: If the archive is damaged, truncated or forged, or the
+                restored data does not match it.
             RestoreMismatchError: If the restored count differs from the manifest's.
         """
         check_collection_name(collection)
-        if self.has_collection(collection):
+        if self.has_collection(collection) or collection in self.aliases():
             raise StoreError(f"collection {collection!r} already exists; restore needs a new name")
-        manifest = read_manifest(archive)
         started = time.perf_counter()
-        if manifest.kind == "native":
-            if manifest.engine != self.engine:
+        parent = self._staging_parent()
+        if parent is not None:
+            parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".mlp-restore-", dir=parent) as tmp:
+            staging = Path(tmp)
+            try:
+                raw = extract_verified(archive, staging)
+            except ArchiveVerificationError as exc:
+                raise BackupVerificationError(str(exc)) from None
+            manifest = BackupManifest.from_dict(raw)
+            if manifest.kind == "native" and manifest.engine != self.engine:
                 raise StoreError(
                     f"native {manifest.engine} backup cannot restore into {self.engine}; use a logical backup"
                 )
-            self._native_restore(archive, manifest, collection)
-        else:
-            self._logical_restore(archive, manifest, collection)
-        restored = self.count(collection)
-        report = RestoreReport(
-            collection, manifest.count, restored, manifest.kind, time.perf_counter() - started
+            try:
+                if manifest.kind == "native":
+                    self._native_restore(staging, manifest, collection)
+                else:
+                    self._logical_restore(staging, manifest, collection)
+                restored = self._verify_restored(manifest, collection)
+            except BaseException as exc:
+                self._discard(collection)
+                if isinstance(exc, StoreError | KeyboardInterrupt | SystemExit):
+                    raise
+                raise BackupVerificationError(
+                    f"{archive}: restore failed and was rolled back ({type(exc).__name__}: {exc})"
+                ) from exc
+        return RestoreReport(
+            collection,
+            manifest.count,
+            restored,
+            manifest.kind,
+            time.perf_counter() - started,
+            len(manifest.files),
         )
-        if not report.ok:
+
+    def _staging_parent(self) -> Path | None:
+        """Directory for restore staging (the system's temporary directory by default)."""
+        return None
+
+    def _discard(self, collection: str) -> None:
+        """Drop a half-restored collection, ignoring errors (the original error is what matters)."""
+        try:
+            if self.has_collection(collection):
+                self.drop_collection(collection)
+        except Exception:  # noqa: BLE001 - best effort cleanup under an error being raised
+            pass
+
+    def _verify_restored(self, manifest: BackupManifest, collection: str) -> int:
+        restored = self.count(collection)
+        if restored != manifest.count:
             raise RestoreMismatchError(
                 f"restore into {collection!r} holds {restored} points, backup manifest says {manifest.count}"
             )
-        return report
+        dim = self.collection_dim(collection)
+        if dim != manifest.dim:
+            raise BackupVerificationError(
+                f"restored collection has dimension {dim}, manifest says {manifest.dim}"
+            )
+        if manifest.ids_sha256 is not None:
+            got = ids_digest(r.id for r in self.scroll(collection, fields=[], batch_size=1024))
+            if got != manifest.ids_sha256:
+                raise BackupVerificationError(
+                    "restored point ids differ from the ids recorded at backup time"
+                )
+        if manifest.probe:
+            wanted = {p["id"]: np.asarray(decode_vector(p["vector"])) for p in manifest.probe}
+            records = {r.id: r for r in self.retrieve(collection, list(wanted), with_vectors=True)}
+            for point_id, expected in wanted.items():
+                record = records.get(point_id)
+                if record is None or record.vector is None:
+                    raise BackupVerificationError(f"probe point {point_id} is missing after the restore")
+                got_vec = np.asarray(record.vector)
+                cosine = float(
+                    got_vec @ expected / (np.linalg.norm(got_vec) * np.linalg.norm(expected) or 1.0)
+                )
+                if not cosine >= 0.999:
+                    raise BackupVerificationError(
+                        f"probe point {point_id} came back with a different vector (cosine {cosine:.4f}): "
+                        "the restored data is damaged"
+                    )
+        return restored
 
     def _physical(self, name: str) -> str:
         physical = self.resolve(name)
@@ -544,23 +704,49 @@ class VectorStore(ABC):
     def _native_backup(self, collection: str, archive: Path) -> BackupManifest:
         raise StoreError(f"{self.engine} has no native backup here; use a logical backup")
 
+    def _fingerprint(self, collection: str) -> tuple[str, tuple[dict[str, str], ...]]:
+        """Digest of the ids and the probe points of ``collection``."""
+        ids = sorted(r.id for r in self.scroll(collection, fields=[], batch_size=1024))
+        picks = (
+            [ids[i * len(ids) // PROBE_POINTS] for i in range(PROBE_POINTS)]
+            if len(ids) > PROBE_POINTS
+            else ids
+        )
+        picks = sorted(set(picks))
+        records = self.retrieve(collection, picks, with_vectors=True)
+        probe = tuple(
+            {"id": r.id, "vector": encode_vector(r.vector)} for r in records if r.vector is not None
+        )
+        return ids_digest(ids), probe
+
     def _native_manifest(self, collection: str) -> BackupManifest:
         """Manifest of a native backup of ``collection``, taken before the engine snapshots it."""
         count = self.count(collection)
         dim = self.collection_dim(collection)
+        ids_sha, probe = self._fingerprint(collection)
         return BackupManifest(
-            "native", self.engine, collection, dim, count, utc_now(), self.stored_embedder(collection)
+            "native",
+            self.engine,
+            collection,
+            dim,
+            count,
+            utc_now(),
+            self.stored_embedder(collection),
+            ids_sha,
+            probe,
         )
 
-    def _native_restore(self, archive: Path, manifest: BackupManifest, collection: str) -> None:
+    def _native_restore(self, staging: Path, manifest: BackupManifest, collection: str) -> None:
         raise StoreError(f"{self.engine} cannot restore native backups")
 
     def _logical_backup(self, collection: str, archive: Path) -> BackupManifest:
         dim = self.collection_dim(collection)
         count = 0
         embedder: str | None = None
-        with tempfile.TemporaryFile() as buffer:
-            with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=3) as gz:
+        ids: list[str] = []
+        with tempfile.TemporaryDirectory(prefix="mlp-backup-") as tmp:
+            points_file = Path(tmp) / "points.jsonl"
+            with points_file.open("wb") as out:
                 for record in self.scroll(collection, with_vectors=True):
                     if record.vector is None:
                         raise StoreError(f"point {record.id} came back without its vector")
@@ -570,34 +756,46 @@ class VectorStore(ABC):
                         "vector": encode_vector(record.vector),
                         "payload": record.payload,
                     }
-                    gz.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+                    out.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+                    ids.append(record.id)
                     count += 1
-            manifest = BackupManifest("logical", self.engine, collection, dim, count, utc_now(), embedder)
-            size = buffer.tell()
-            buffer.seek(0)
-            with write_archive(archive, manifest) as tar:
-                info = tarfile.TarInfo("points.jsonl.gz")
-                info.size = size
-                info.mtime = int(time.time())
-                tar.addfile(info, buffer)
-        return manifest
+            ids.sort()
+            picks = sorted({ids[i * len(ids) // PROBE_POINTS] for i in range(min(PROBE_POINTS, len(ids)))})
+            probe = tuple(
+                {"id": r.id, "vector": encode_vector(r.vector)}
+                for r in self.retrieve(collection, picks, with_vectors=True)
+                if r.vector is not None
+            )
+            manifest = BackupManifest(
+                "logical", self.engine, collection, dim, count, utc_now(), embedder, ids_digest(ids), probe
+            )
+            return write_backup(archive, manifest, [("points.jsonl", points_file)])
 
     def _logical_restore(
-        self, archive: Path, manifest: BackupManifest, collection: str, batch: int = 256
+        self, staging: Path, manifest: BackupManifest, collection: str, batch: int = 256
     ) -> None:
+        points_file = staging / "points.jsonl"
+        if not points_file.is_file():
+            raise BackupVerificationError("logical backup holds no points.jsonl")
         self.create_collection(collection, manifest.dim)
-        with tarfile.open(archive, "r") as tar:
-            member = tar.extractfile("points.jsonl.gz")
-            if member is None:
-                raise StoreError(f"{archive} has no points.jsonl.gz")
-            with gzip.GzipFile(fileobj=member, mode="rb") as gz:
-                pending: list[Point] = []
-                for line in gz:
+        with points_file.open("rb") as lines:
+            pending: list[Point] = []
+            for number, line in enumerate(lines, 1):
+                try:
                     raw = json.loads(line)
-                    pending.append(Point(raw["id"], decode_vector(raw["vector"]), raw["payload"]))
-                    if len(pending) >= batch:
-                        self.upsert(collection, pending)
-                        pending = []
-                if pending:
+                    point = Point(str(raw["id"]), decode_vector(raw["vector"]), dict(raw["payload"]))
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise BackupVerificationError(
+                        f"points.jsonl line {number} is malformed ({exc})"
+                    ) from None
+                if len(point.vector) != manifest.dim:
+                    raise BackupVerificationError(
+                        f"points.jsonl line {number}: vector of {len(point.vector)} values, manifest dim {manifest.dim}"
+                    )
+                pending.append(point)
+                if len(pending) >= batch:
                     self.upsert(collection, pending)
+                    pending = []
+            if pending:
+                self.upsert(collection, pending)
         self.finalize(collection)

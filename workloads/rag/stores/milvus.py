@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tarfile
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 from workloads.rag.stores.base import (
     BackupManifest,
+    BackupVerificationError,
     Condition,
     Filter,
     Hit,
@@ -40,10 +41,9 @@ from workloads.rag.stores.base import (
     Record,
     StoreError,
     VectorStore,
-    add_bytes,
     as_floats,
     check_collection_name,
-    write_archive,
+    write_backup,
 )
 
 ID_FIELD = "id"
@@ -333,42 +333,47 @@ class MilvusStore(VectorStore):
         try:
             meta = db.create_snapshot(collection, snapshot)
             col_dir = self._collection_dir(collection)
-            files = [meta["schema_file"], meta["manifest_file"]]
+            rels = [meta["schema_file"], meta["manifest_file"]]
             for key in ("data_files", "delta_files", "index_files"):
-                for partition, rels in (meta.get(key) or {}).items():
-                    files += [f"partitions/{partition}/{rel}" for rel in rels]
-            with write_archive(archive, manifest) as tar:
-                add_bytes(tar, "native/snapshot.json", json.dumps({"name": snapshot, "meta": meta}).encode())
-                add_bytes(
-                    tar, f"native/collection/snapshots/metadata/{snapshot}.json", json.dumps(meta).encode()
-                )
-                for rel in sorted(set(files)):
-                    tar.add(col_dir / rel, arcname=f"native/collection/{rel}")
+                for partition, names in (meta.get(key) or {}).items():
+                    rels += [f"partitions/{partition}/{rel}" for rel in names]
+            with tempfile.TemporaryDirectory(prefix="mlp-backup-") as tmp:
+                info_file = Path(tmp) / "snapshot.json"
+                info_file.write_text(json.dumps({"name": snapshot, "meta": meta}))
+                meta_file = Path(tmp) / "meta.json"
+                meta_file.write_text(json.dumps(meta))
+                files = [
+                    ("native/snapshot.json", info_file),
+                    (f"native/collection/snapshots/metadata/{snapshot}.json", meta_file),
+                    *((f"native/collection/{rel}", col_dir / rel) for rel in sorted(set(rels))),
+                ]
+                written = write_backup(archive, manifest, files)
             db.drop_snapshot(collection, snapshot)
         finally:
             db.close()
-        return manifest
+        return written
 
-    def _native_restore(self, archive: Path, manifest: BackupManifest, collection: str) -> None:
-        staging = f"_mlp_restore_{uuid.uuid4().hex[:12]}"
-        db = self._engine()
-        staging_dir = self._collection_dir(staging)
+    def _native_restore(self, staging: Path, manifest: BackupManifest, collection: str) -> None:
+        info_file = staging / "native" / "snapshot.json"
+        source = staging / "native" / "collection"
         try:
-            with tarfile.open(archive, "r") as tar:
-                info_member = tar.extractfile("native/snapshot.json")
-                if info_member is None:
-                    raise StoreError(f"{archive} holds no Milvus Lite snapshot")
-                info = json.loads(info_member.read())
-                members = []
-                for member in tar.getmembers():
-                    if member.name.startswith("native/collection/"):
-                        member.name = member.name.removeprefix("native/collection/")
-                        members.append(member)
-                staging_dir.mkdir(parents=True)
-                tar.extractall(staging_dir, members=members, filter="data")
+            info = json.loads(info_file.read_text())
+            name, schema_file = str(info["name"]), str(info["meta"]["schema_file"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BackupVerificationError(
+                f"the archive holds no readable Milvus Lite snapshot ({exc})"
+            ) from None
+        if not (source / schema_file).is_file():
+            raise BackupVerificationError(f"the Milvus Lite snapshot has no schema file {schema_file!r}")
+        staging_name = f"_mlp_restore_{uuid.uuid4().hex[:12]}"
+        db = self._engine()
+        staging_dir = self._collection_dir(staging_name)
+        try:
+            staging_dir.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(source, staging_dir)
             # The engine recognises a collection directory by its schema file.
-            shutil.copy2(staging_dir / info["meta"]["schema_file"], staging_dir / "schema.json")
-            db.restore_snapshot(staging, info["name"], collection)
+            shutil.copy2(staging_dir / schema_file, staging_dir / "schema.json")
+            db.restore_snapshot(staging_name, name, collection)
         finally:
             shutil.rmtree(staging_dir, ignore_errors=True)
             db.close()

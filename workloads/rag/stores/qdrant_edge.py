@@ -12,7 +12,8 @@ that resolve the alias afterwards. Edge indexes nothing in the background, so
 one open handle (its WAL is locked), hence one handle per shard per process, cached here;
 another process opening the same shard meanwhile gets a clear error.
 
-Native backups are tar archives of a flushed, closed shard directory, which Edge reloads as is.
+Native backups are compressed, checksummed archives (:mod:`workloads.rag.stores.archive`) of a
+flushed, closed shard directory, which Edge reloads as is.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tarfile
 import tempfile
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,6 +30,7 @@ from workloads.rag.stores.base import (
     COLLECTION_NAME,
     PAYLOAD_INDEXES,
     BackupManifest,
+    BackupVerificationError,
     Condition,
     Filter,
     Hit,
@@ -42,7 +42,7 @@ from workloads.rag.stores.base import (
     VectorStore,
     as_floats,
     check_collection_name,
-    write_archive,
+    write_backup,
 )
 
 
@@ -284,22 +284,28 @@ class QdrantEdgeStore(VectorStore):
         manifest = self._native_manifest(collection)
         # A consistent copy needs a closed shard: flush and release it, copy, reopen lazily.
         self._close_shard(collection)
-        with write_archive(archive, manifest) as tar:
-            tar.add(self._dir(collection), arcname="native/shard")
-        return manifest
+        shard_dir = self._dir(collection)
+        files = [
+            (f"native/shard/{path.relative_to(shard_dir).as_posix()}", path)
+            for path in sorted(shard_dir.rglob("*"))
+            if path.is_file() and not path.is_symlink()
+        ]
+        return write_backup(archive, manifest, files)
 
-    def _native_restore(self, archive: Path, manifest: BackupManifest, collection: str) -> None:
+    def _staging_parent(self) -> Path:
+        """Stage restores under the store's root, so the shard moves into place with one rename."""
+        return self.root
+
+    def _native_restore(self, staging: Path, manifest: BackupManifest, collection: str) -> None:
+        shard_dir = staging / "native" / "shard"
+        if not (shard_dir / "edge_config.json").is_file():
+            raise BackupVerificationError(
+                "the archive holds no Qdrant Edge shard (no native/shard/edge_config.json)"
+            )
         target = self._dir(collection)
-        staging = self.root / f".restore-{uuid.uuid4().hex[:8]}"
-        staging.mkdir(parents=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(shard_dir, target)
         try:
-            with tarfile.open(archive, "r") as tar:
-                members = [m for m in tar.getmembers() if m.name.startswith("native/shard")]
-                tar.extractall(staging, members=members, filter="data")
-            shard_dir = staging / "native" / "shard"
-            if not (shard_dir / "edge_config.json").is_file():
-                raise StoreError(f"{archive} holds no Qdrant Edge shard")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(shard_dir, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            self._shard(collection)
+        except StoreError as exc:
+            raise BackupVerificationError(f"the restored Qdrant Edge shard does not load: {exc}") from None

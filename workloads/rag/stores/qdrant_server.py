@@ -17,8 +17,6 @@ collection snapshot only holds the shards of the node that answered; use logical
 from __future__ import annotations
 
 import json
-import shutil
-import tarfile
 import tempfile
 import urllib.error
 import urllib.parse
@@ -43,10 +41,9 @@ from workloads.rag.stores.base import (
     Record,
     StoreError,
     VectorStore,
-    add_bytes,
     as_floats,
     check_collection_name,
-    write_archive,
+    write_backup,
 )
 
 
@@ -346,21 +343,21 @@ class QdrantServerStore(VectorStore):
             status, body = self._transport(HttpRequest("GET", f"/collections/{name}/snapshots/{snap_name}"))
             if status != 200:
                 raise StoreError(f"snapshot download failed with HTTP {status}")
-            with write_archive(archive, manifest) as tar:
-                add_bytes(tar, "native/collection.snapshot", body)
+            with tempfile.TemporaryDirectory(prefix="mlp-backup-") as tmp:
+                local = Path(tmp) / "collection.snapshot"
+                local.write_bytes(body)
+                written = write_backup(archive, manifest, [("native/collection.snapshot", local)])
         finally:
             self._call(
                 HttpRequest("DELETE", f"/collections/{name}/snapshots/{snap_name}?wait=true"), ok=(200, 404)
             )
-        return manifest
+        return written
 
-    def _native_restore(self, archive: Path, manifest: BackupManifest, collection: str) -> None:
-        with tarfile.open(archive, "r") as tar, tempfile.TemporaryFile() as data:
-            member = tar.extractfile("native/collection.snapshot")
-            if member is None:
-                raise StoreError(f"{archive} holds no Qdrant snapshot")
-            shutil.copyfileobj(member, data)
-            data.seek(0)
+    def _native_restore(self, staging: Path, manifest: BackupManifest, collection: str) -> None:
+        snapshot = staging / "native" / "collection.snapshot"
+        if not snapshot.is_file():
+            raise StoreError("the archive holds no Qdrant snapshot")
+        with snapshot.open("rb") as data:
             boundary = uuid.uuid4().hex
             head = (
                 f'--{boundary}\r\nContent-Disposition: form-data; name="snapshot"; '
