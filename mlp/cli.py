@@ -7,6 +7,8 @@ stays fast and one area's heavy imports (Pulumi SDKs, torch, MLflow) never slow 
 from __future__ import annotations
 
 import importlib
+import os
+from typing import Any
 
 import click
 
@@ -50,7 +52,23 @@ def _listing_help(ctx: click.Context) -> bool:
     return bool(ctx.meta.get("mlp.listing"))
 
 
+DEBUG_ENV = "MLP_DEBUG"
+
+
 class _Main(LazyGroup):
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; no exception escapes as a traceback (unless ``MLP_DEBUG=1``).
+
+        Bad input files and invalid stack configuration exit 2 with their message; anything
+        unexpected exits 1 with a one-line message and a hint to rerun with ``MLP_DEBUG=1``.
+        """
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as error:  # noqa: BLE001 - the one place that turns crashes into messages
+            raise _as_click_error(error) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         ctx.meta["mlp.listing"] = True
         try:
@@ -68,3 +86,19 @@ def main() -> None:
     run the ML lifecycle on embedded engines with `mlp demo`, or against a stack's outputs
     with `--target <stack>` on the workload commands.
     """
+
+
+def _as_click_error(error: Exception) -> click.ClickException:
+    """The CLI error for an exception no command handled (re-raised under ``MLP_DEBUG=1``)."""
+    from mlp.common import BadInput, Failed
+    from stacks.config import ConfigError
+    from stacks.files import InputFileError
+
+    if isinstance(error, InputFileError | ConfigError):
+        return BadInput(str(error))
+    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        raise error
+    first = (str(error).strip().splitlines() or [""])[0]
+    return Failed(
+        f"unexpected {type(error).__name__}: {first[:300]} (rerun with {DEBUG_ENV}=1 for the traceback)"
+    )

@@ -7,11 +7,11 @@ click command in its own module; ``mlp bench --help`` lists it without importing
 from __future__ import annotations
 
 import importlib
-import json
-import sys
 from pathlib import Path
 
 import click
+
+from mlp.common import Failed, emit_json, json_option
 
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "gpu": (
@@ -80,7 +80,7 @@ def bench() -> None:
     hidden=True,
     help="Torch device (cpu for testing the code path).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result JSON.")
+@json_option
 def bench_gpu(
     n: int,
     copy_mib: int,
@@ -110,7 +110,7 @@ def bench_gpu(
         paths = gpu_bench.write_results(result, out_dir)
         console.print(f"[yellow]No GPU:[/] {reason}. Wrote {paths['json']}.")
         if as_json:
-            click.echo(json.dumps(result, indent=2))
+            emit_json(result)
         return
     try:
         with Progress(console=console, transient=True) as progress:
@@ -125,8 +125,7 @@ def bench_gpu(
                 progress=lambda text: progress.update(task, description=text),
             )
     except RuntimeError as exc:  # CUDA errors, out of memory
-        click.echo(f"error: benchmark failed: {exc}", err=True)
-        sys.exit(1)
+        raise Failed(f"benchmark failed: {exc}") from None
     paths = gpu_bench.write_results(result, out_dir)
     card = result["card"]["name"] if result["card"] else "unknown card (no peak figures)"
     table = Table(title=f"{result['gpu']['name']} ({card})")
@@ -151,4 +150,4 @@ def bench_gpu(
     console.print(table)
     console.print(f"Wrote {', '.join(str(p) for p in paths.values())}")
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        emit_json(result)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import sys
+import json as _json
 from typing import Any
 
 import click
 from pydantic import BaseModel
+
+from mlp.common import ExitCode, emit_json, exit_with, json_option
 
 
 def describe_keys(model: type[BaseModel], prefix: str = "") -> list[dict[str, Any]]:
@@ -46,37 +47,42 @@ def config() -> None:
 @config.command("check")
 @click.argument("stacks", nargs=-1)
 def check(stacks: tuple[str, ...]) -> None:
-    """Validate Pulumi.<stack>.yaml files; print every error with its key and a fix."""
+    """Validate Pulumi.<stack>.yaml files; print every error with its key and a fix.
+
+    Every stack is checked even when one fails. Exit codes: 0 every stack valid, 2 a named stack
+    has no file, 3 a stack file is invalid (syntax, types, cross-field rules).
+    """
     from stacks.config import ConfigError, load_stack_file
+    from stacks.files import InputFileError
     from stacks.plan.plan import known_stacks
 
-    failed = False
+    invalid = missing = False
     for stack in stacks or known_stacks():
         try:
             cfg = load_stack_file(stack)
-        except ConfigError as exc:
-            failed = True
+        except (ConfigError, InputFileError) as exc:
+            invalid = True
             click.echo(str(exc), err=True)
         except FileNotFoundError as exc:
-            failed = True
+            missing = True
             click.echo(f"error: {exc}", err=True)
         else:
             click.echo(f"{stack}: ok (target {cfg.target}, {len(cfg.gpu_pools)} GPU pools)")
-    sys.exit(1 if failed else 0)
+    exit_with(ExitCode.CHECK_FAILED if invalid else ExitCode.BAD_INPUT if missing else ExitCode.OK)
 
 
 @config.command("keys")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def keys(as_json: bool) -> None:
     """List every mlplatform:* key with its type, default and description."""
     from stacks.config import NAMESPACE, PlatformConfig
 
     rows = describe_keys(PlatformConfig)
     if as_json:
-        click.echo(json.dumps(rows, indent=2, default=str))
+        emit_json(rows)
         return
     for row in rows:
-        default = json.dumps(row["default"], default=str)
+        default = _json.dumps(row["default"], default=str)
         click.echo(
             f"{NAMESPACE}:{row['key']:44} {row['type'][:28]:28} default={default[:40]}  {row['description']}"
         )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from mlp.common import BadInput, NotFound, emit_json, json_option, stack_option
 
 if TYPE_CHECKING:
     from components.gpu.prices import PriceTable
@@ -31,7 +31,7 @@ def region_of(cfg: PlatformConfig) -> str:
     """The stack's cloud region."""
     region = cfg.aks.location if cfg.target == "aks" else cfg.eks.region
     if not region:
-        raise click.ClickException(f"the {cfg.target} stack sets no region")
+        raise BadInput(f"the {cfg.target} stack sets no region")
     return region
 
 
@@ -232,9 +232,7 @@ def print_report(report: CostReport) -> None:
 
 
 @click.command("cost")
-@click.option(
-    "--stack", "stack", required=True, help="Stack whose Pulumi.<stack>.yaml describes the GPU pools."
-)
+@stack_option(help="Stack whose Pulumi.<stack>.yaml describes the GPU pools.")
 @click.option(
     "--idle-fraction",
     type=click.FloatRange(0, 1),
@@ -247,13 +245,13 @@ def print_report(report: CostReport) -> None:
     is_flag=True,
     help="Fetch live spot prices (EC2 spot price history with your AWS credentials; Azure Retail Prices API).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option
 def cost(stack: str, idle_fraction: float, refresh_spot: bool, as_json: bool) -> None:
     """GPU pool cost per stack: on-demand vs spot at min and max size, and scale-to-zero savings.
 
     Prices come from components/gpu/prices.yaml (dated, source noted there); nothing is fetched
-    unless --refresh-spot is given. Exit status: 0 on success, 1 when the stack file is invalid or
-    a machine has no price.
+    unless --refresh-spot is given. Exit status: 0 on success, 2 when the stack file is missing or
+    invalid, 4 when a pool's machine has no price in the table.
     """
     from components.gpu.prices import PriceNotFound, load_prices
     from stacks.config import ConfigError, load_stack_file
@@ -269,13 +267,11 @@ def cost(stack: str, idle_fraction: float, refresh_spot: bool, as_json: bool) ->
                 except RefreshError as exc:
                     click.echo(f"warning: live spot prices unavailable, using the table: {exc}", err=True)
         report = build_report(stack, idle_fraction=idle_fraction, table=table)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(1)
-    except (PriceNotFound, FileNotFoundError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    except (ConfigError, FileNotFoundError) as exc:
+        raise BadInput(str(exc)) from None
+    except PriceNotFound as exc:
+        raise NotFound(str(exc)) from None
     if as_json:
-        click.echo(json.dumps(report_to_dict(report), indent=2))
+        emit_json(report_to_dict(report))
     else:
         print_report(report)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import click
+
+from mlp.common import Failed
 
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com"
 
@@ -59,8 +60,7 @@ def fetch(dest: Path | None, base_url: str) -> None:
     try:
         written = fetch_crds(dest, base_url)
     except (urllib.error.URLError, OSError) as exc:
-        click.echo(f"error: could not fetch CRDs: {exc}", err=True)
-        sys.exit(1)
+        raise Failed(f"could not fetch CRDs: {exc}") from None
     click.echo(f"{len(written)} files in {dest}")
 
 

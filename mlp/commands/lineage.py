@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from workloads.target import resolve_target, target_options
+from mlp.common import BadInput, Failed, NotFound, json_option, target_options
+from workloads.target import resolve_target
 
 
 @click.command()
 @click.argument("ref", metavar="MODEL@ALIAS|MODEL/VERSION")
 @target_options
-@click.option("--json", "as_json", is_flag=True, help="Print the lineage as JSON.")
+@json_option
 def lineage(ref: str, target: str, outputs_file: str | None, as_json: bool) -> None:
     """Show the lineage of a registered model version.
 
@@ -18,7 +19,8 @@ def lineage(ref: str, target: str, outputs_file: str | None, as_json: bool) -> N
     Prints the data hash, MLflow and pipeline run ids, tuning study, parameters, metrics, quality
     gate and git commit recorded when the version was registered.
 
-    Exit codes: 0 found, 1 not found or target unreachable.
+    Exit codes: 0 found, 1 the registry could not be read, 2 a malformed REF, 4 no such model
+    version (or no local MLflow database yet).
     """
     from rich.console import Console
     from rich.table import Table
@@ -27,13 +29,23 @@ def lineage(ref: str, target: str, outputs_file: str | None, as_json: bool) -> N
 
     resolved = resolve_target(target, outputs_file)
     if resolved.is_local and not (resolved.home / "mlflow.db").exists():
-        raise click.ClickException(
+        raise NotFound(
             f"no local MLflow database in {resolved.home}: run `mlp demo` or `mlp pipeline run` first"
         )
     try:
+        registry.parse_model_ref(ref)
+    except registry.RegistryError as error:
+        raise BadInput(str(error)) from None
+    try:
         found = registry.lineage(ref, resolved.mlflow_tracking_uri)
     except registry.RegistryError as error:
-        raise click.ClickException(str(error)) from None
+        raise NotFound(str(error)) from None
+    except Exception as error:  # noqa: BLE001 - SQLAlchemy/MLflow errors of a damaged store
+        raise Failed(
+            f"cannot read the model registry at {resolved.mlflow_tracking_uri}: {type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''} (a damaged local database: move "
+            f"{resolved.home / 'mlflow.db'} aside and rerun `mlp demo`)"
+        ) from None
     if as_json:
         click.echo(registry.dumps(found.to_dict()))
         return

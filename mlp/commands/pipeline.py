@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from workloads.target import resolve_target, target_options
+from mlp.common import BadInput, CheckFailed, Failed, emit_json, json_option, target_options
+from workloads.target import resolve_target
 
 
 @click.group()
@@ -23,16 +23,12 @@ def pipeline() -> None:
 
 
 def _overrides(params: tuple[str, ...], params_file: Path | None) -> dict[str, Any]:
+    from stacks.files import load_json
     from workloads.pipelines.pipeline import PIPELINE_PARAM_NAMES, parse_param
 
     values: dict[str, Any] = {}
     if params_file is not None:
-        try:
-            loaded = json.loads(params_file.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise click.BadParameter(
-                f"cannot read {params_file}: {error}", param_hint="--params-file"
-            ) from None
+        loaded = load_json(params_file, what="--params-file", expect=dict)
         # A best-params file from `mlp tune run` may hold extra keys (e.g. seed); keep the pipeline's.
         values.update({k: v for k, v in loaded.items() if k in PIPELINE_PARAM_NAMES})
     for item in params:
@@ -76,7 +72,7 @@ def compile_command(target: str, outputs_file: Path | None, out: Path | None, gp
 @click.option(
     "--params-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="JSON of pipeline parameters, e.g. build/tune/best-params.json from `mlp tune run`.",
+    help="JSON object of pipeline parameters, e.g. build/tune/best-params.json from `mlp tune run`.",
 )
 @click.option("--no-cache", is_flag=True, help="Run every step even when a cached result exists.")
 @click.option("--gpu", is_flag=True, help="Request a GPU for the train step (cluster targets).")
@@ -84,7 +80,7 @@ def compile_command(target: str, outputs_file: Path | None, out: Path | None, gp
     "--wait", type=int, default=0, help="Cluster targets: wait up to this many seconds for the run."
 )
 @click.option("--verbose", is_flag=True, help="Stream the steps' logs (local target).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 def run_command(
     target: str,
     outputs_file: Path | None,
@@ -98,7 +94,8 @@ def run_command(
 ) -> None:
     """Run the pipeline on the target.
 
-    Exit codes: 0 registered (or submitted), 1 failed, 3 the model failed the quality gate.
+    Exit codes: 0 registered (or submitted), 1 failed, 2 bad parameters, 3 the model failed the
+    quality gate.
     """
     from rich.console import Console
 
@@ -110,19 +107,18 @@ def run_command(
     try:
         training.arguments_for(resolved, overrides)
     except ValueError as error:
-        raise click.BadParameter(str(error)) from None
+        raise BadInput(str(error)) from None
     except TargetError as error:
-        raise click.ClickException(str(error)) from None
+        raise Failed(str(error)) from None
     if not resolved.is_local:
         try:
             result = training.submit(resolved, overrides, gpu=gpu, wait_timeout_s=wait or None)
         except (training.SubmitError, TargetError) as error:
-            raise click.ClickException(str(error)) from None
-        click.echo(
-            json.dumps(result, indent=2)
-            if as_json
-            else f"submitted run {result['run_id']}: {result['run_url']}"
-        )
+            raise Failed(str(error)) from None
+        if as_json:
+            emit_json(result)
+        else:
+            click.echo(f"submitted run {result['run_id']}: {result['run_url']}")
         return
     console = Console(file=sys.stderr)  # bound now: kfp.local output is redirected later
 
@@ -139,12 +135,12 @@ def run_command(
                 on_step=on_step,
             )
         except training.PipelineRunError as error:
-            raise click.ClickException(str(error)) from None
+            raise Failed(str(error)) from None
     result = {**run.outputs._asdict(), "seconds": round(run.seconds, 2), "step_seconds": run.step_seconds}
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        emit_json(result)
     else:
         for key, value in result.items():
             click.echo(f"{key}: {value}")
     if not run.outputs.model_version:
-        sys.exit(3)
+        raise CheckFailed(f"not registered: {run.outputs.decision}")

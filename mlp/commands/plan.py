@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import click
@@ -11,6 +9,7 @@ from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
+from mlp.common import BadInput, ExitCode, emit_json, exit_with, json_option, stack_option
 from stacks.plan.harness import ProgramRun
 
 
@@ -26,9 +25,7 @@ def _tree(stack: str, run: ProgramRun) -> Tree:
 
 
 @click.command("plan")
-@click.option(
-    "--stack", "stacks", multiple=True, help="Stack to plan (repeatable). Default: every Pulumi.<name>.yaml."
-)
+@stack_option(multiple=True, help="Stack to plan (repeatable). Default: every Pulumi.<name>.yaml.")
 @click.option(
     "--crd-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -44,7 +41,7 @@ def _tree(stack: str, run: ProgramRun) -> Tree:
     help="Report directory; each stack writes <out>/<stack>/.",
 )
 @click.option("--tree/--no-tree", default=True, show_default=True, help="Print the resource tree.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON instead of text.")
+@json_option
 def plan(
     stacks: tuple[str, ...], crd_dir: Path | None, strict: bool, out: Path, tree: bool, as_json: bool
 ) -> None:
@@ -56,14 +53,18 @@ def plan(
     version and custom resources against their official CRDs, and check policy (no plaintext
     secrets, pinned charts and images, secret outputs).
 
-    Exit status: 0 when every stack passes, 1 when any stack has config errors, invalid objects,
-    policy findings, or (with --strict) unvalidated custom resources.
+    Every stack is planned even when one fails. Exit status: 0 when every stack passes; 3 when
+    any stack has config errors, invalid objects, policy findings, or (with --strict) unvalidated
+    custom resources; 2 when a named stack has no file (or no stack file exists); 1 when the
+    program itself failed.
     """
     from stacks.plan.plan import known_stacks, plan_stack
     from stacks.plan.validate import default_crd_dir
 
     console = Console(stderr=as_json)
     chosen = list(stacks) or known_stacks()
+    if not chosen:
+        raise BadInput("no Pulumi.<stack>.yaml beside Pulumi.yaml: nothing to plan")
     crd_dir = crd_dir or default_crd_dir()
     if not crd_dir.is_dir():
         console.print(
@@ -71,11 +72,16 @@ def plan(
             "Run `mlp crds fetch` or pass --crd-dir.[/]"
         )
     summaries = []
-    failed = False
+    codes = {ExitCode.OK}
     for stack in chosen:
         result = plan_stack(stack, out_dir=out, crd_dir=crd_dir if crd_dir.is_dir() else None, strict=strict)
         summaries.append(result.summary())
-        failed |= not result.ok
+        if result.error and result.error.startswith("no stack file"):
+            codes.add(ExitCode.BAD_INPUT)
+        elif result.error:
+            codes.add(ExitCode.FAILED)
+        elif not result.ok:
+            codes.add(ExitCode.CHECK_FAILED)
         if as_json:
             continue
         console.rule(f"stack {stack}")
@@ -102,5 +108,10 @@ def plan(
             f"{result.seconds:.1f}s -> {out / stack}"
         )
     if as_json:
-        click.echo(json.dumps(summaries, indent=2, default=str))
-    sys.exit(1 if failed else 0)
+        emit_json(summaries)
+    # One code for the run: a failure outranks bad input, which outranks a failed check.
+    exit_with(
+        next(c for c in (ExitCode.FAILED, ExitCode.BAD_INPUT, ExitCode.CHECK_FAILED) if c in codes)
+        if len(codes) > 1
+        else ExitCode.OK
+    )

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from workloads.target import resolve_target, target_options
+from mlp.common import BadInput, CheckFailed, emit_json, json_option, target_options
+from workloads.target import resolve_target
 
 if TYPE_CHECKING:
     from workloads.tuning.space import SearchSpace
@@ -42,12 +43,17 @@ def tune() -> None:
 def _load(space_file: Path | None, trials: int | None) -> SearchSpace:
     from pydantic import ValidationError
 
+    from stacks.files import InputFileError, load_yaml
     from workloads.tuning.space import load_space
 
     try:
+        if space_file is not None:
+            load_yaml(space_file, what="search space")  # encoding, syntax, duplicate keys, shape
         return load_space(space_file).with_budget(trials)
+    except InputFileError as error:
+        raise BadInput(str(error)) from None
     except (ValidationError, OSError, ValueError) as error:
-        raise click.ClickException(f"invalid search space: {error}") from None
+        raise BadInput(f"invalid search space: {error}") from None
 
 
 @tune.command("run")
@@ -61,7 +67,7 @@ def _load(space_file: Path | None, trials: int | None) -> SearchSpace:
     show_default=True,
     help="Where the best parameters are written (local target).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the study result as JSON.")
+@json_option
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -122,7 +128,7 @@ def run(
     payload = {**result.best_params, "tuning_run_id": result.tuning_run_id}
     out.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+        emit_json(result.to_dict())
         return
     console = Console()
     console.print(f"best {space.objective.metric} = {result.best_value:.4f} (trial {result.best_trial})")
@@ -158,7 +164,7 @@ def katib(
     """Render the search space as a Katib Experiment and validate it.
 
     On a stack target the trials get its GPU tolerations (when it has GPU pools) and its Katib
-    namespace. Apply the result with `kubectl apply -f <out>`. Exit 1 if validation fails.
+    namespace. Apply the result with `kubectl apply -f <out>`. Exit 3 if validation fails.
     """
     import yaml
 
@@ -170,14 +176,14 @@ def katib(
     stack_namespace = resolved.outputs.katib_namespace if resolved.outputs else None
     manifest = render_experiment(
         space,
-        image=image or workload_image(),
+        image=image or workload_image(resolved),
         namespace=namespace or stack_namespace or "kubeflow",
         tolerations=resolved.gpu_tolerations,
         gpu=gpu,
     )
     problems = validate_experiment(manifest)
     if problems:
-        raise click.ClickException("invalid Experiment:\n  - " + "\n  - ".join(problems))
+        raise CheckFailed("invalid Experiment:\n  - " + "\n  - ".join(problems))
     text = yaml.safe_dump(manifest, sort_keys=False)
     if str(out) == "-":
         click.echo(text, nl=False)

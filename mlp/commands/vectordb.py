@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from typing import Any
 
 import click
 
+from mlp.common import BadInput, Failed, NotFound, emit_json, json_option, target_options
 from stacks import outputs as keys
-from workloads.target import TargetError, resolve_target, target_options
+from workloads.target import TargetError, resolve_target
 
-EXIT_NOTHING_FOUND = 3
 SNAPSHOTS_URI_ENV = "MLP_QDRANT_SNAPSHOTS_URI"
 
 _LOCAL_ENV = {
@@ -20,12 +19,6 @@ _LOCAL_ENV = {
     keys.S3_ACCESS_KEY_ID: "AWS_ACCESS_KEY_ID",
     keys.S3_SECRET_ACCESS_KEY: "AWS_SECRET_ACCESS_KEY",
 }
-
-
-class NothingFound(click.ClickException):
-    """No snapshot run (or none matching) exists: exit code 3."""
-
-    exit_code = EXIT_NOTHING_FOUND
 
 
 def _connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -57,7 +50,7 @@ def _require(target: Any) -> Callable[[str], Any]:
             try:
                 return target.outputs.require(key)
             except TargetError as error:
-                raise click.ClickException(str(error)) from None
+                raise BadInput(str(error)) from None
 
         return from_outputs
 
@@ -110,13 +103,13 @@ def snapshots() -> None:
 @snapshots.command("list")
 @target_options
 @_connection_options
-@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@json_option
 def list_snapshots(
     target: str, outputs_file: str | None, s3_endpoint: str | None, snapshots_uri: str | None, as_json: bool
 ) -> None:
     """List snapshot runs, newest first: status, collections, nodes, size.
 
-    Exit codes: 0 listed, 1 storage unreachable or unreadable, 3 no runs yet.
+    Exit codes: 0 listed, 1 storage unreachable or unreadable, 4 no runs yet.
     """
     from workloads import vectordb_ops as ops
 
@@ -133,9 +126,9 @@ def list_snapshots(
     try:
         runs = ops.list_runs(conn.s3(), location)
     except ops.SnapshotError as error:
-        raise click.ClickException(str(error)) from None
+        raise Failed(str(error)) from None
     if as_json:
-        click.echo(json.dumps({"location": location.uri, "runs": [r.to_dict() for r in runs]}, indent=2))
+        emit_json({"location": location.uri, "runs": [r.to_dict() for r in runs]})
     else:
         from rich.console import Console
         from rich.table import Table
@@ -156,7 +149,7 @@ def list_snapshots(
             )
         Console().print(table)
     if not runs:
-        raise NothingFound(f"no snapshot runs under {location.uri} yet")
+        raise NotFound(f"no snapshot runs under {location.uri} yet")
 
 
 @vectordb.command()
@@ -189,7 +182,7 @@ def list_snapshots(
 @click.option("--api-key", envvar="QDRANT_API_KEY", help="Qdrant API key instead of the stack's.")
 @click.option("--dry-run", is_flag=True, help="Show what would be restored and stop.")
 @click.option("--yes", is_flag=True, help="Do not ask before replacing collections.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@json_option
 def restore(
     target: str,
     outputs_file: str | None,
@@ -213,7 +206,7 @@ def restore(
     node with --node N into peer N (--qdrant-url of that pod).
 
     Exit codes: 0 restored, 1 failed (unreachable, corrupt file, rejected by Qdrant),
-    2 bad usage, 3 no such run or collection.
+    2 bad usage, 4 no such run or collection.
     """
     from workloads import vectordb_ops as ops
 
@@ -230,7 +223,7 @@ def restore(
         run = ops.find_run(ops.list_runs(s3, location), run_id)
         files = ops.plan_restore(run, collections, node)
     except ops.SnapshotError as error:
-        raise NothingFound(str(error)) from None
+        raise NotFound(str(error)) from None
 
     plan = [
         {
@@ -244,7 +237,7 @@ def restore(
     ]
     if dry_run:
         if as_json:
-            click.echo(json.dumps({"run": run.run_id, "qdrant": conn.qdrant_url, "plan": plan}, indent=2))
+            emit_json({"run": run.run_id, "qdrant": conn.qdrant_url, "plan": plan})
         else:
             for item in plan:
                 click.echo(
@@ -290,10 +283,10 @@ def restore(
                     bar.update(task, completed=snapshot.size * moves)
                     results.append(result)
     except (ops.SnapshotError, ops.QdrantError) as error:
-        raise click.ClickException(str(error)) from None
+        raise Failed(str(error)) from None
 
     if as_json:
-        click.echo(json.dumps({"run": run.run_id, "restored": [r.to_dict() for r in results]}, indent=2))
+        emit_json({"run": run.run_id, "restored": [r.to_dict() for r in results]})
         return
     for r in results:
         points = "?" if r.points is None else str(r.points)

@@ -118,9 +118,25 @@ def load_config() -> PlatformConfig:
     return parse_config(raw, pulumi.get_stack())
 
 
-def project_root() -> Path:
-    """The directory holding ``Pulumi.yaml`` (the repository root)."""
-    return Path(__file__).resolve().parent.parent.parent
+def project_root(start: Path | None = None) -> Path:
+    """The directory holding ``Pulumi.yaml``: ``start`` (default: the working directory) or its nearest parent.
+
+    Pulumi finds its project the same way.
+
+    Raises:
+        InputFileError: When no directory from ``start`` upward holds a ``Pulumi.yaml``.
+    """
+    from stacks.files import InputFileError
+
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / "Pulumi.yaml").is_file():
+            return directory
+    raise InputFileError(
+        here,
+        "no Pulumi.yaml here or in any parent directory (not inside a Pulumi project)",
+        "run mlp from the project directory or one below it",
+    )
 
 
 def stack_file_config(stack: str, root: Path | None = None) -> dict[str, Any]:
@@ -128,17 +144,33 @@ def stack_file_config(stack: str, root: Path | None = None) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: When the stack file does not exist (the message lists the stacks that do).
+        stacks.files.InputFileError: When it is unreadable, not YAML, holds a duplicate key, a key
+            without a namespace or a misspelt ``mlplatform`` namespace.
 
     """
-    import yaml
+    from stacks.files import InputFileError, load_yaml
 
     root = root or project_root()
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
         known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
         raise FileNotFoundError(f"no stack file {path.name}; stacks here: {', '.join(known)}")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = load_yaml(path, what="stack file")
     values = data.get("config") or {}
+    if not isinstance(values, dict):
+        raise InputFileError(path, "'config' must be a mapping of keys to values", "see Pulumi.dev.yaml")
+    for key in values:
+        namespace, sep, name = str(key).partition(":")
+        if not sep:
+            raise InputFileError(
+                path, f"config key {key!r} has no namespace", f"write it as '{NAMESPACE}:{key}'"
+            )
+        if namespace != NAMESPACE and difflib.get_close_matches(namespace, [NAMESPACE], n=1, cutoff=0.75):
+            raise InputFileError(
+                path,
+                f"unknown config namespace {namespace!r} in {key!r}",
+                f"did you mean '{NAMESPACE}:{name}'?",
+            )
     return {key: value for key, value in values.items() if key.startswith(f"{NAMESPACE}:")}
 
 

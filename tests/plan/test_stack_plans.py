@@ -149,7 +149,7 @@ def test_cli_plan_exit_codes(tmp_path: Path, crds: Path) -> None:
     assert good.exit_code == 0, good.output
     assert "PASS dev" in good.output
     missing = runner.invoke(main, ["plan", "--stack", "nope", "--out", str(tmp_path), "--no-tree"])
-    assert missing.exit_code == 1
+    assert missing.exit_code == 2
     assert "no stack file Pulumi.nope.yaml" in missing.output
 
 

@@ -225,9 +225,9 @@ def test_cli_refresh_failure_falls_back_to_the_table(monkeypatch: pytest.MonkeyP
     assert '"spot_estimate": true' in result.output
 
 
-def test_cli_errors_exit_1() -> None:
+def test_cli_unknown_stack_is_bad_input() -> None:
     result = CliRunner().invoke(cost, ["--stack", "nope"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no stack file" in result.output
 
 

@@ -1,6 +1,6 @@
 """Backup and restore of Qdrant collections, for real, against a fake Qdrant and moto's S3 server.
 
-The snapshot job's own script (``components.vectordb.snapshot.SNAPSHOT_SCRIPT``) takes the
+The snapshot job's program (``workloads.vectordb_snapshot``, run as its CronJob runs it) takes the
 backups; ``workloads.vectordb_ops`` and ``mlp vectordb`` list and restore them. The fake Qdrant
 speaks the REST endpoints both use (collections, snapshots create/download/delete, upload and
 recover with checksum verification, api-key auth) and keeps points in memory.
@@ -193,14 +193,10 @@ def s3(s3_endpoint: str) -> Any:
 def run_snapshot_job(
     s3_endpoint: str, peers: list[str], tmp_path: Path, run_id: str | None = None, retention_days: int = 7
 ) -> tuple[int, list[dict[str, Any]]]:
-    """Run the CronJob's command and script as the cluster would: same shell line, same env names."""
-    scripts = tmp_path / "scripts"
-    scripts.mkdir(exist_ok=True)
-    (scripts / snapshot_job.SCRIPT_KEY).write_text(snapshot_job.SNAPSHOT_SCRIPT)
+    """Run the CronJob's command as the cluster would: same command, same env names."""
     command = snapshot_job.job_command()
-    command[-1] = command[-1].replace("/scripts/", f"{scripts}/")
     env = {
-        # the project's Python (which has boto3, so the job skips its pip install) comes first
+        # the project's Python stands in for the workload image's
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "QDRANT_URLS": ",".join(peers),
         "QDRANT_API_KEY": API_KEY,
@@ -381,7 +377,7 @@ def test_cli_lists_and_restores_from_stack_outputs(s3_endpoint: str, s3: Any, tm
         assert "restored docs as docs-2: 6 points" in human.output
 
         missing = runner.invoke(vectordb, ["restore", *base, "--yes", "--collection", "nope"])
-        assert missing.exit_code == 3 and "no snapshot of collection 'nope'" in missing.output
+        assert missing.exit_code == 4 and "no snapshot of collection 'nope'" in missing.output
         usage = runner.invoke(vectordb, ["restore", *base, "--as", "x"])
         assert usage.exit_code == 2
 
@@ -398,5 +394,5 @@ def test_cli_exits_3_when_there_are_no_runs(
     result = CliRunner().invoke(
         vectordb, ["snapshots", "list", "--target", "local", "--s3-endpoint", s3_endpoint]
     )
-    assert result.exit_code == 3, result.output
+    assert result.exit_code == 4, result.output
     assert "no snapshot runs" in result.output

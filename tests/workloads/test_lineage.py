@@ -43,7 +43,7 @@ def test_lineage_without_local_state_says_what_to_run(
 ) -> None:
     monkeypatch.setenv("MLP_HOME", str(tmp_path / "empty"))
     result = CliRunner().invoke(main, ["lineage", "m@champion"])
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     assert "run `mlp demo`" in result.output
     assert not (tmp_path / "empty").exists()  # reading lineage creates no state
 
@@ -170,4 +170,4 @@ def test_demo_then_lineage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     table = runner.invoke(main, ["lineage", f"{registry.DEFAULT_MODEL_NAME}@champion"])
     assert table.exit_code == 0 and summary["data_hash"][:20] in table.output.replace("\n", "")
     missing = runner.invoke(main, ["lineage", f"{registry.DEFAULT_MODEL_NAME}@nope"])
-    assert missing.exit_code == 1 and "no model version" in missing.output
+    assert missing.exit_code == 4 and "no model version" in missing.output

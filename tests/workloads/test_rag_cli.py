@@ -125,8 +125,12 @@ def test_errors_have_meaningful_exit_codes(repo: Path) -> None:
     no_index = run("ask", "anything")
     assert no_index.exit_code == 1 and "mlp rag ingest" in no_index.output
     bad_filter = run("search", "x", "-f", "nonsense")
-    assert bad_filter.exit_code == 1
+    assert bad_filter.exit_code == 2 and "cannot parse filter" in bad_filter.output
+    unknown_field = run("search", "x", "-f", "colour=red")
+    assert unknown_field.exit_code == 2 and "unknown payload field 'colour'" in unknown_field.output
     assert run("ask").exit_code == 2
+    empty = run("ask", "  ")
+    assert empty.exit_code == 2 and "must not be empty" in empty.output
     assert run("ingest", "--backend", "qdrant").exit_code == 0
     dead_llm = run("ask", "x", "--llm-url", "http://127.0.0.1:9/v1", "--llm-model", "m")
     assert dead_llm.exit_code == 1 and "chat endpoint" in dead_llm.output

@@ -4,8 +4,9 @@ The commands live in modules by job: ``index`` (ingest, reindex), ``query`` (ask
 ``evaluate`` (eval, bench) and ``ops`` (collections, alias, drop, backup, restore, crash-test);
 ``options`` holds what they share.
 
-Exit codes: 0 success; 1 an operation failed (no index, engine busy, endpoint down); 2 usage
-error; 3 a verification failed (restore count mismatch, crash test, out-of-date question set).
+Exit codes (``mlp.common.ExitCode``): 0 success; 1 an operation failed (no index, engine busy,
+endpoint down); 2 bad input (usage, malformed filter, empty question); 3 a verification failed
+(restore count mismatch, crash test, out-of-date question set).
 """
 
 from __future__ import annotations

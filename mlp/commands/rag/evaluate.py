@@ -9,13 +9,13 @@ import click
 
 from .options import (
     AppOptions,
-    VerificationFailed,
+    CheckFailed,
     app_options,
     backend_option,
     chunk_options,
     default_paths,
     embedder_option,
-    emit,
+    emit_json,
     errors,
     index_options,
     json_option,
@@ -99,10 +99,10 @@ def eval_(
                 ingest_report=ingest_report,
             )
         except ValueError as error:
-            raise VerificationFailed(str(error)) from None
+            raise CheckFailed(str(error)) from None
         written = write_eval(report, out or app.root / DEFAULT_EVAL_OUT, with_plot=with_plot)
     if as_json:
-        emit(report)
+        emit_json(report)
         return
     from rich.console import Console
     from rich.table import Table
@@ -171,7 +171,7 @@ def bench(backend: str, out: Path | None, repeats: int, app_options: AppOptions,
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2) + "\n")
     if as_json:
-        emit(report)
+        emit_json(report)
         return
     click.echo(
         f"Ingestion from scratch: {fresh.chunks} chunks in {fresh.write_seconds:.1f} s = "

@@ -12,7 +12,7 @@ from .options import (
     AppOptions,
     corpus_options,
     default_paths,
-    emit,
+    emit_json,
     errors,
     index_options,
     json_option,
@@ -73,7 +73,7 @@ def _write_index(
         with progress_display(not as_json) as progress:
             report = write(app, documents, progress)
     if as_json:
-        emit(report.to_dict())
+        emit_json(report.to_dict())
     else:
         _print_ingest(report, title)
 

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
+from mlp.common import ExitCode, exit_with
 from workloads.target import target_options
 
 from .options import (
-    EXIT_VERIFY,
     AppOptions,
     alias_option,
     app_options,
     backend_option,
-    emit,
+    emit_json,
     errors,
     json_option,
 )
@@ -44,7 +43,7 @@ def collections(backend: str, app_options: AppOptions, as_json: bool) -> None:
                 "aliases": aliases,
             }
     if as_json:
-        emit(data)
+        emit_json(data)
         return
     for name, info in data.items():
         click.echo(f"{name} ({info['location']})")
@@ -131,7 +130,7 @@ def backup(
             manifest = store.backup(collection or app.settings.alias, archive, kind=chosen)  # type: ignore[arg-type]
             written.append({"backend": name, "archive": str(archive), **manifest.__dict__})
     if as_json:
-        emit(written)
+        emit_json(written)
         return
     for item in written:
         click.echo(
@@ -161,7 +160,7 @@ def restore(
             store.set_alias(app.settings.alias, collection)
     data = {**report.__dict__, "ok": report.ok, "alias_switched": switch_alias}
     if as_json:
-        emit(data)
+        emit_json(data)
     else:
         click.echo(
             f"Restored {report.restored}/{report.expected} points into {collection} ({report.kind}) "
@@ -197,7 +196,7 @@ def crash_test(backend: str, kills: int, seed: int, workdir: Path | None, as_jso
         for name in parse_backends(backend):
             reports.append(run_crash_test(name, base / name, kills=kills, seed=seed))
     if as_json:
-        emit([r.to_dict() for r in reports])
+        emit_json([r.to_dict() for r in reports])
     else:
         for report in reports:
             check = report.after_completion or report.after_kills
@@ -210,4 +209,4 @@ def crash_test(backend: str, kills: int, seed: int, workdir: Path | None, as_jso
             if not report.ok:
                 click.echo(json.dumps(report.to_dict(), indent=2), err=True)
     if not all(r.ok for r in reports):
-        sys.exit(EXIT_VERIFY)
+        exit_with(ExitCode.CHECK_FAILED)

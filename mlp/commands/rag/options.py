@@ -5,18 +5,25 @@ The app and filter option bundles, error mapping, the progress display and the o
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from workloads.target import LOCAL, resolve_target, target_options
+from mlp.common import (
+    BadInput,
+    CheckFailed,
+    Failed,
+    bundle,
+    emit_json,
+    json_option,
+    option_group,
+    target_options,
+)
+from workloads.target import LOCAL, resolve_target
 
 if TYPE_CHECKING:
     from workloads.rag.app import RagApp
@@ -24,13 +31,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_VERIFY = 3
-
-
-class VerificationFailed(click.ClickException):
-    """A check the command exists to perform did not pass (exit code 3)."""
-
-    exit_code = EXIT_VERIFY
+__all__ = ["emit_json", "json_option", "option_group", "target_options"]
 
 
 @dataclass(frozen=True)
@@ -73,16 +74,29 @@ class FilterOptions:
         """One filter from all the flags, or ``None`` when none was given.
 
         Raises:
-            ValueError: On a malformed ``--filter`` expression.
+            BadInput: On a malformed ``--filter`` expression or one on a field that is not
+                filterable (exit 2).
         """
-        from workloads.rag.stores.base import Filter
+        from workloads.rag.stores.base import PAYLOAD_INDEXES, Filter
 
         expressions = list(self.filters)
         if self.source:
             expressions.append("source=" + ",".join(self.source))
         if self.kind:
             expressions.append("kind=" + ",".join(self.kind))
-        return Filter.parse(expressions) if expressions else None
+        if not expressions:
+            return None
+        try:
+            parsed = Filter.parse(expressions)
+        except ValueError as error:
+            raise BadInput(f"--filter: {error}") from None
+        known = [name for name, _ in PAYLOAD_INDEXES]
+        for condition in (*parsed.must, *parsed.must_not):
+            if condition.field not in known:
+                raise BadInput(
+                    f"--filter: unknown payload field {condition.field!r}; filterable fields: {', '.join(known)}"
+                )
+        return parsed
 
 
 @contextmanager
@@ -95,14 +109,9 @@ def errors() -> Iterator[None]:
     try:
         yield
     except RestoreMismatchError as error:
-        raise VerificationFailed(str(error)) from None
+        raise CheckFailed(str(error)) from None
     except (StoreError, TargetError, GenerationError, ValueError, OSError) as error:
-        raise click.ClickException(str(error)) from None
-
-
-def emit(data: Any) -> None:
-    """Print ``data`` as indented JSON on stdout."""
-    click.echo(json.dumps(data, indent=2, default=str))
+        raise Failed(str(error)) from None
 
 
 def stderr_console() -> Any:
@@ -137,36 +146,6 @@ def progress_display(enabled: bool) -> Iterator[Callable[[str, int, int], None] 
             bar.update(tasks[stage], completed=done if total else 1, total=max(total, 1))
 
         yield update
-
-
-def option_group(*options: Callable[[F], F]) -> Callable[[F], F]:
-    """Several click options and arguments as one decorator; ``--help`` lists them in this order."""
-
-    def decorate(command: F) -> F:
-        for option in reversed(options):
-            command = option(command)
-        return command
-
-    return decorate
-
-
-def bundle(argument: str, bundle_type: type[Any], *options: Callable[[F], F]) -> Callable[[F], F]:
-    """Add ``options`` to a command and hand it their values as one dataclass, ``argument``.
-
-    The values of the parameters named like fields of ``bundle_type`` go into it; the others pass
-    through. ``--help`` is unchanged: the options appear where the decorator stands.
-    """
-    names = [f.name for f in dataclasses.fields(bundle_type)]
-
-    def decorate(command: F) -> F:
-        @functools.wraps(command)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            values = {name: kwargs.pop(name) for name in names if name in kwargs}
-            return command(*args, **kwargs, **{argument: bundle_type(**values)})
-
-        return option_group(*options)(cast(F, run))
-
-    return decorate
 
 
 def app_options(*options: Callable[[F], F]) -> Callable[[F], F]:
@@ -214,7 +193,6 @@ index_options = app_options(alias_option, embedder_option, chunk_options, target
 query_options = app_options(alias_option, embedder_option, target_options)
 """Target and index settings of the commands that only query it: ask, search."""
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 corpus_options = option_group(
     click.argument("paths", nargs=-1, type=click.Path(path_type=Path)),
     backend_option,

@@ -6,10 +6,12 @@ from typing import Any
 
 import click
 
+from mlp.common import NON_BLANK
+
 from .options import (
     AppOptions,
     FilterOptions,
-    emit,
+    emit_json,
     errors,
     json_option,
     one_backend_option,
@@ -19,7 +21,7 @@ from .options import (
 
 
 @click.command()
-@click.argument("question")
+@click.argument("question", type=NON_BLANK)
 @one_backend_option
 @retrieval_options
 @click.option(
@@ -54,7 +56,7 @@ def ask(
         for name in parse_backends(backend):
             results.append(app.ask(name, question, k=k, filter=filter_, mode=mode))
     if as_json:
-        emit({"question": question, "results": [r.to_dict() for r in results]})
+        emit_json({"question": question, "results": [r.to_dict() for r in results]})
         return
     _print_answers(question, results)
 
@@ -84,7 +86,7 @@ def _print_answers(question: str, results: list[Any]) -> None:
 
 
 @click.command()
-@click.argument("query")
+@click.argument("query", type=NON_BLANK)
 @one_backend_option
 @retrieval_options
 @query_options
@@ -101,7 +103,7 @@ def search(
         for name in parse_backends(backend):
             out[name] = [p.to_dict() for p in app.search(name, query, k=k, filter=filter_)]
     if as_json:
-        emit({"query": query, "results": out})
+        emit_json({"query": query, "results": out})
         return
     for name, passages in out.items():
         click.echo(f"== {name}")

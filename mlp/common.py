@@ -1,0 +1,142 @@
+"""What every ``mlp`` command shares: exit codes, errors, option bundles and JSON output.
+
+Exit codes have one meaning each, for every command:
+
+==  ===============  =================================================================
+0   ``OK``           the command did what it was asked
+1   ``FAILED``       an operation failed while running (service unreachable, engine error,
+                     unexpected error)
+2   ``BAD_INPUT``    usage error or bad input: unknown option, malformed or missing file,
+                     invalid stack configuration given to a command that needs a valid one
+3   ``CHECK_FAILED`` the command ran a check and it did not pass (plan or config findings,
+                     quality gate, restore count, crash test, stale question set)
+4   ``NOT_FOUND``    the thing named does not exist (model version, snapshot run, collection)
+==  ===============  =================================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Any, TypeVar, cast
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ExitCode(IntEnum):
+    """Process exit status of every ``mlp`` command (one meaning each; see the module docstring)."""
+
+    OK = 0
+    FAILED = 1
+    BAD_INPUT = 2
+    CHECK_FAILED = 3
+    NOT_FOUND = 4
+
+
+class Failed(click.ClickException):
+    """An operation failed while running (exit 1)."""
+
+    exit_code = ExitCode.FAILED
+
+
+class BadInput(click.ClickException):
+    """Bad input: a malformed, missing or invalid file or value (exit 2, no usage text)."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class CheckFailed(click.ClickException):
+    """A check the command exists to perform did not pass (exit 3)."""
+
+    exit_code = ExitCode.CHECK_FAILED
+
+
+class NotFound(click.ClickException):
+    """What the user named does not exist (exit 4)."""
+
+    exit_code = ExitCode.NOT_FOUND
+
+
+def exit_with(code: ExitCode) -> None:
+    """End the command with ``code`` (for commands that printed their own findings)."""
+    raise SystemExit(int(code))
+
+
+# ---------------------------------------------------------------------------------------------
+# Options
+
+
+def option_group(*options: Callable[[F], F]) -> Callable[[F], F]:
+    """Several click options and arguments as one decorator; ``--help`` lists them in this order."""
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def bundle(argument: str, bundle_type: type[Any], *options: Callable[[F], F]) -> Callable[[F], F]:
+    """Add ``options`` to a command and hand it their values as one dataclass, ``argument``.
+
+    The values of the parameters named like fields of ``bundle_type`` go into it; the others pass
+    through. ``--help`` is unchanged: the options appear where the decorator stands.
+    """
+    names = [f.name for f in dataclasses.fields(bundle_type)]
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in names if name in kwargs}
+            return command(*args, **kwargs, **{argument: bundle_type(**values)})
+
+        return option_group(*options)(cast(F, run))
+
+    return decorate
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+"""``--json``: the command receives ``as_json`` and prints with :func:`emit_json`."""
+
+
+def stack_option(
+    *, required: bool = True, multiple: bool = False, help: str | None = None
+) -> Callable[[F], F]:
+    """``--stack``: a stack name (``Pulumi.<stack>.yaml``); with ``multiple`` the parameter is ``stacks``."""
+    text = help or "Stack whose Pulumi.<stack>.yaml to use (dev, aks, eks...)."
+    if multiple:
+        return click.option("--stack", "stacks", multiple=True, help=text)
+    return click.option("--stack", "stack", required=required, help=text)
+
+
+def target_options(command: F) -> F:
+    """``--target`` and ``--outputs-file`` (see :mod:`workloads.target`): where a workload runs."""
+    from workloads.target import target_options as options
+
+    return options(command)
+
+
+def emit_json(data: Any, *, sort_keys: bool = False) -> None:
+    """Print ``data`` as indented JSON on stdout (anything not JSON-native as its ``str``)."""
+    click.echo(json.dumps(data, indent=2, sort_keys=sort_keys, default=str))
+
+
+class NonBlank(click.ParamType):
+    """Text that must hold something besides whitespace (a question, a query, a name)."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:  # noqa: D102
+        text = str(value)
+        if not text.strip():
+            self.fail("must not be empty", param, ctx)
+        return text
+
+
+NON_BLANK = NonBlank()
