@@ -232,7 +232,7 @@ class Validator:
         if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name):
             errors.append(f"metadata.name: {name!r} is not a valid Kubernetes object name")
         if crd is not None and crd.structural:
-            validator = jsonschema.Draft7Validator(_strict(crd.schema))
+            validator = jsonschema.Draft7Validator(_strict(_with_object_root(crd.schema)))
             errors += _errors(validator, obj)
             return Result("invalid" if errors else "valid", errors, f"CRD {crd.source}")
         if api is not None and self.crd_dir is not None and (self.crd_dir / api[0]).exists():
@@ -249,6 +249,24 @@ class Validator:
         validator = jsonschema.Draft7Validator(target, registry=registry)
         # The API schemas describe metadata as a full ObjectMeta; unknown-field strictness applies.
         return _errors(validator, obj)
+
+
+_OBJECT_ROOT: dict[str, Any] = {
+    "apiVersion": {"type": "string"},
+    "kind": {"type": "string"},
+    "metadata": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+}
+
+
+def _with_object_root(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with apiVersion/kind/metadata at the root, which the API server always allows.
+
+    Some CRDs (Istio's) describe only ``spec`` and ``status``; strictness must not reject the
+    object's own header because of that.
+    """
+    properties = schema.get("properties") or {}
+    missing = {k: v for k, v in _OBJECT_ROOT.items() if k not in properties}
+    return {**schema, "properties": {**properties, **missing}} if missing else schema
 
 
 @functools.lru_cache(maxsize=4)
