@@ -45,17 +45,26 @@ def train(
     model: Output[Model],
     metrics: Output[Metrics],
 ) -> NamedTuple("TrainOutputs", [("resumed_from", int), ("history_json", str)]):
-    """Train with periodic checkpoints; a restarted step resumes from the last one."""
+    """Train with periodic checkpoints; a restarted step resumes from the last one.
+
+    On SIGTERM the step checkpoints after the current epoch and exits with status 143; the
+    step's retry policy starts it again and it resumes from that checkpoint.
+    """
     import json
+    import sys
     from collections import namedtuple
 
-    from workloads.pipelines import steps
+    from workloads.pipelines import interrupt, steps
     from workloads.pipelines.model import TrainParams
 
     params = TrainParams(
         alpha=alpha, l1_ratio=l1_ratio, loss=loss, epochs=epochs, seed=seed, checkpoint_every=checkpoint_every
     )
-    result = steps.train(train_data.path, data_hash, params, checkpoint_root, model.path)
+    try:
+        result = steps.train(train_data.path, data_hash, params, checkpoint_root, model.path)
+    except interrupt.TrainingInterrupted as stopped:
+        print(f"train: {stopped}", flush=True)
+        sys.exit(interrupt.EXIT_ON_SIGTERM)
     model.metadata.update({"framework": "scikit-learn", "format": "pickle", "run_key": result["run_key"]})
     metrics.log_metric("final_train_log_loss", result["history"][-1])
     metrics.log_metric("resumed_from_epoch", result["resumed_from"])

@@ -3,7 +3,9 @@
 The model is a standard scaler followed by a linear classifier trained with stochastic gradient
 descent, one ``partial_fit`` pass per epoch. Training is iterative on purpose: every few epochs
 the whole training state is checkpointed, so a step killed with its node (spot capacity goes away
-without notice) resumes from the last checkpoint instead of epoch 0. Epoch ``e`` always shuffles
+without notice) resumes from the last checkpoint instead of epoch 0. Given notice (SIGTERM, see
+``workloads.pipelines.interrupt``), training finishes the current epoch, checkpoints at once and
+stops, so nothing but the epoch in progress is lost. Epoch ``e`` always shuffles
 with a seed derived from ``(seed, e)``, so a resumed run ends bit-identical to an uninterrupted one.
 """
 
@@ -21,6 +23,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
+
+from workloads.pipelines.interrupt import StopSignal, TrainingInterrupted
 
 CHECKPOINT_FORMAT = 1
 """Bump when the checkpoint content changes; old checkpoints are then ignored, never misread."""
@@ -238,6 +242,7 @@ def train(
     store: CheckpointStore | None = None,
     key: str = "",
     on_epoch: Callable[[int, float], None] | None = None,
+    stop: StopSignal | None = None,
 ) -> TrainResult:
     """Train, checkpointing every ``params.checkpoint_every`` epochs and resuming from ``store``.
 
@@ -248,9 +253,14 @@ def train(
         store: Where checkpoints are read and written; None trains without them.
         key: Identity of this run (see :func:`run_key`); a checkpoint with another key is ignored.
         on_epoch: Called with ``(epoch, train_loss)`` after each epoch.
+        stop: Checked after every epoch: once requested (SIGTERM), the state after that epoch is
+            checkpointed at once, whatever ``checkpoint_every`` says, and training stops.
 
     Returns:
         The fitted model and how the run went.
+
+    Raises:
+        TrainingInterrupted: When ``stop`` was requested before the last epoch finished.
     """
     from sklearn.metrics import log_loss
     from sklearn.pipeline import Pipeline
@@ -273,14 +283,23 @@ def train(
         state["epoch"] = epoch
         if on_epoch is not None:
             on_epoch(epoch, loss)
+        saved = False
         if (
             store is not None
             and params.checkpoint_every
             and (epoch % params.checkpoint_every == 0 or epoch == params.epochs)
         ):
             _save_state(store, state)
-        if delay:
+            saved = True
+        if delay and stop is not None:
+            stop.sleep(delay)
+        elif delay:
             time.sleep(delay)
+        if stop is not None and stop.requested and epoch < params.epochs:
+            # The epoch is complete, so its state is consistent: save it now, not N epochs ago.
+            if store is not None and not saved:
+                _save_state(store, state)
+            raise TrainingInterrupted(epoch, checkpointed=store is not None)
     model = Pipeline([("scaler", state["scaler"]), ("classifier", classifier)])
     return TrainResult(
         model=model,

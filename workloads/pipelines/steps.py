@@ -11,7 +11,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from workloads.pipelines import data, model
+from workloads.pipelines import data, interrupt, model
 
 
 def preprocess(test_size: float, seed: int, train_path: str, test_path: str) -> dict[str, Any]:
@@ -36,15 +36,22 @@ def train(
     """Train with checkpoints under ``checkpoint_root`` and pickle the fitted model to ``model_path``.
 
     The checkpoint key is derived from the data hash and the model parameters, so a retried or
-    re-submitted step with the same inputs resumes where the previous attempt stopped.
+    re-submitted step with the same inputs resumes where the previous attempt stopped. SIGTERM
+    (a node drained on a spot interruption notice) stops training after the current epoch with a
+    checkpoint written at once.
 
     Returns:
         ``resumed_from``, ``epochs_run``, ``history`` (per-epoch loss), ``run_key`` and ``seconds``.
+
+    Raises:
+        workloads.pipelines.interrupt.TrainingInterrupted: On SIGTERM before the last epoch; the
+            caller exits with ``interrupt.EXIT_ON_SIGTERM`` (143) so the step is retried.
     """
     features, labels = data.features_and_target(data.read_table(train_path))
     key = model.run_key(data_hash, params)
     store = model.checkpoint_store(checkpoint_root, key) if checkpoint_root else None
-    result = model.train(features, labels, params, store=store, key=key)
+    with interrupt.stop_on_sigterm() as stop:
+        result = model.train(features, labels, params, store=store, key=key, stop=stop)
     Path(model_path).parent.mkdir(parents=True, exist_ok=True)
     with open(model_path, "wb") as handle:
         pickle.dump(result.model, handle, protocol=pickle.HIGHEST_PROTOCOL)

@@ -3,7 +3,8 @@
 Katib trials run this (``--cv-folds`` scores a parameter set on folds of the training split and
 prints ``name=value`` lines for Katib's stdout metrics collector). With ``--checkpoint-root`` it
 trains on the whole training split with checkpoints, exactly like the pipeline's train step, and a
-killed process started again resumes from the last checkpoint.
+killed process started again resumes from the last checkpoint. On SIGTERM it finishes the current
+epoch, writes a checkpoint at once and exits with status 143.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from workloads.pipelines import data, model
+from workloads.pipelines import data, interrupt, model
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,7 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one trial or one checkpointed training; print metrics as ``name=value`` lines."""
+    """Run one trial or one checkpointed training; print metrics as ``name=value`` lines.
+
+    Returns:
+        0, or 143 when SIGTERM stopped a checkpointed training (a checkpoint was written).
+    """
     args = parse_args(argv)
     params = model.TrainParams(
         alpha=args.alpha,
@@ -56,14 +61,22 @@ def main(argv: list[str] | None = None) -> int:
     else:
         key = model.run_key(prepared.data_hash, params)
         store = model.checkpoint_store(args.checkpoint_root, key) if args.checkpoint_root else None
-        trained = model.train(
-            features,
-            labels,
-            params,
-            store=store,
-            key=key,
-            on_epoch=lambda epoch, loss: print(f"epoch={epoch} train_log_loss={loss:.6f}", flush=True),
-        )
+        try:
+            with interrupt.stop_on_sigterm() as stop:
+                trained = model.train(
+                    features,
+                    labels,
+                    params,
+                    store=store,
+                    key=key,
+                    on_epoch=lambda epoch, loss: print(
+                        f"epoch={epoch} train_log_loss={loss:.6f}", flush=True
+                    ),
+                    stop=stop,
+                )
+        except interrupt.TrainingInterrupted as stopped:
+            print(f"interrupted: {stopped}", flush=True)
+            return interrupt.EXIT_ON_SIGTERM
         test_features, test_labels = data.features_and_target(prepared.test)
         metrics = model.evaluate(trained.model, test_features, test_labels)
         classifier = trained.model.named_steps["classifier"]
