@@ -194,19 +194,12 @@ class Qdrant(pulumi.ComponentResource):
         self.snapshot_location: str | None = None
         if args.snapshots is not None:
             spec = snapshot_job_spec(name, args, args.snapshots)
-            config_map = snapshot.configmap_manifest(spec)
-            script = k8s.core.v1.ConfigMap(
-                f"{name}-snapshot-script",
-                metadata=config_map["metadata"],
-                data=config_map["data"],
-                opts=child,
-            )
             cron = snapshot.cronjob_manifest(spec)
             k8s.batch.v1.CronJob(
                 f"{name}-snapshots",
                 metadata=cron["metadata"],
                 spec=cron["spec"],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[script, secret]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]),
             )
             self.snapshot_schedule = spec.schedule
             self.snapshot_location = f"s3://{spec.bucket}/{spec.prefix}"

@@ -1,22 +1,12 @@
-"""Scheduled Qdrant snapshots to object storage: the job's script and its CronJob, as plain data.
+"""Scheduled Qdrant snapshots to object storage: the job's CronJob, as plain data.
 
-Nothing here declares resources; :class:`components.vectordb.qdrant.Qdrant` wires these into a
-ConfigMap and a ``batch/v1`` CronJob. Keeping them pure lets tests run the very script the cluster
-runs against a fake Qdrant and an S3 server, and validate the CronJob without Pulumi.
+Nothing here declares resources; :class:`components.vectordb.qdrant.Qdrant` wires this into a
+``batch/v1`` CronJob. The job runs the program ``workloads/vectordb_snapshot.py`` from the workload
+image (``IMAGES["workloads"]``): nothing is installed at run time and no script travels in a
+ConfigMap. Keeping the manifest pure lets tests validate the CronJob without Pulumi and run the very
+command it runs against a fake Qdrant and an S3 server.
 
-What one run does (see ``docs/vectordb-operations.md``):
-
-1. for every Qdrant peer (a snapshot covers only the shards local to the node that takes it),
-   list collections with ``GET /collections``;
-2. for each collection, ``POST /collections/{name}/snapshots?wait=true``, stream the snapshot down
-   (hashing it), upload it to ``s3://<bucket>/<prefix>/<run-id>/node-<i>/<collection>/<file>``,
-   and delete it from the node so snapshots do not pile up on the Qdrant volume;
-3. write ``<prefix>/<run-id>/manifest.json`` last: a run without a manifest is incomplete;
-4. delete runs older than the retention (the newest complete run is always kept);
-5. exit 1 if any collection failed, so the Job is marked failed and alerts can fire.
-
-The script needs only the standard library and boto3 (installed at start, pinned by
-:data:`BOTO3_VERSION`). Credentials reach it only through ``secretKeyRef`` env entries.
+Credentials reach the job only through ``secretKeyRef`` env entries.
 """
 
 from __future__ import annotations
@@ -27,230 +17,11 @@ from typing import Any
 from components.storage import COMMON_LABELS, ContainerResources, S3Access
 from components.versions import IMAGES, ImagePin
 
-BOTO3_VERSION = "1.44.8"
-"""boto3 the job installs at start (the version the project's own tests run the script with)."""
-
-SCRIPT_KEY = "qdrant_snapshot.py"
+SNAPSHOT_MODULE = "workloads.vectordb_snapshot"
+"""The Python module the job runs (``python -m``); it ships in the workload image."""
 WORK_DIR = "/work"
 RUN_AS_USER = 65532
 """A non-root uid with no entry in the image; the job needs no home beyond its work volume."""
-
-SNAPSHOT_SCRIPT = r'''
-"""Snapshot every Qdrant collection on every peer and upload the files to S3 (see module docs)."""
-
-import datetime as dt
-import hashlib
-import json
-import os
-import sys
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-
-import boto3
-
-CHUNK = 1 << 20
-
-
-def log(event, **fields):
-    print(json.dumps({"event": event, **fields}, sort_keys=True), flush=True)
-
-
-def env(name, default=None):
-    value = os.environ.get(name, default)
-    if value is None or value == "":
-        raise SystemExit(f"missing environment variable {name}")
-    return value
-
-
-class Qdrant:
-    def __init__(self, url, api_key, timeout):
-        self.url = url.rstrip("/")
-        self.api_key = api_key
-        self.timeout = timeout
-
-    def _request(self, method, path, stream=False):
-        request = urllib.request.Request(self.url + path, method=method)
-        if self.api_key:
-            request.add_header("api-key", self.api_key)
-        response = urllib.request.urlopen(request, timeout=self.timeout)
-        if stream:
-            return response
-        with response:
-            return json.loads(response.read() or b"{}")
-
-    def collections(self):
-        return sorted(c["name"] for c in self._request("GET", "/collections")["result"]["collections"])
-
-    def create_snapshot(self, collection):
-        name = urllib.parse.quote(collection, safe="")
-        return self._request("POST", f"/collections/{name}/snapshots?wait=true")["result"]
-
-    def download(self, collection, snapshot, path):
-        name = urllib.parse.quote(collection, safe="")
-        digest = hashlib.sha256()
-        size = 0
-        with (
-            self._request(
-                "GET", f"/collections/{name}/snapshots/{urllib.parse.quote(snapshot)}", stream=True
-            ) as src,
-            open(path, "wb") as dst,
-        ):
-            while True:
-                chunk = src.read(CHUNK)
-                if not chunk:
-                    break
-                digest.update(chunk)
-                dst.write(chunk)
-                size += len(chunk)
-        return digest.hexdigest(), size
-
-    def delete_snapshot(self, collection, snapshot):
-        name = urllib.parse.quote(collection, safe="")
-        self._request("DELETE", f"/collections/{name}/snapshots/{urllib.parse.quote(snapshot)}?wait=true")
-
-
-def s3_client():
-    return boto3.client(
-        "s3",
-        endpoint_url=env("S3_ENDPOINT"),
-        aws_access_key_id=env("AWS_ACCESS_KEY_ID"),
-        aws_secret_access_key=env("AWS_SECRET_ACCESS_KEY"),
-        region_name=os.environ.get("AWS_REGION", "us-east-1"),
-    )
-
-
-def run_ids(s3, bucket, prefix):
-    ids = []
-    for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=prefix + "/", Delimiter="/"
-    ):
-        for common in page.get("CommonPrefixes", []):
-            ids.append(common["Prefix"][len(prefix) + 1 :].rstrip("/"))
-    return sorted(ids)
-
-
-def read_manifest(s3, bucket, prefix, run_id):
-    try:
-        body = s3.get_object(Bucket=bucket, Key=f"{prefix}/{run_id}/manifest.json")["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        return None
-    return json.loads(body)
-
-
-def prune(s3, bucket, prefix, retention_days, keep_run):
-    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=retention_days)
-    complete = []
-    for run_id in run_ids(s3, bucket, prefix):
-        manifest = read_manifest(s3, bucket, prefix, run_id)
-        if manifest and manifest.get("status") == "complete":
-            complete.append(run_id)
-    newest_complete = complete[-1] if complete else None
-    removed = []
-    for run_id in run_ids(s3, bucket, prefix):
-        if run_id in (keep_run, newest_complete):
-            continue
-        try:
-            started = dt.datetime.strptime(run_id, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
-        except ValueError:
-            continue
-        if started >= cutoff:
-            continue
-        keys = []
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/{run_id}/"):
-            keys.extend({"Key": item["Key"]} for item in page.get("Contents", []))
-        for start in range(0, len(keys), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start : start + 1000], "Quiet": True})
-        removed.append(run_id)
-    return removed
-
-
-def main():
-    peers = [url.strip() for url in env("QDRANT_URLS").split(",") if url.strip()]
-    api_key = os.environ.get("QDRANT_API_KEY", "")
-    bucket = env("S3_BUCKET")
-    prefix = env("S3_PREFIX").strip("/")
-    retention_days = int(env("RETENTION_DAYS", "7"))
-    timeout = float(env("SNAPSHOT_TIMEOUT_S", "3600"))
-    work_dir = env("WORK_DIR")
-    started = dt.datetime.now(dt.UTC)
-    run_id = os.environ.get("RUN_ID") or started.strftime("%Y%m%dT%H%M%SZ")
-    s3 = s3_client()
-    manifest = {
-        "format": 1,
-        "engine": "qdrant",
-        "run_id": run_id,
-        "created_at": started.isoformat(),
-        "nodes": [{"index": i, "url": url} for i, url in enumerate(peers)],
-        "snapshots": [],
-        "failures": [],
-    }
-    os.makedirs(work_dir, exist_ok=True)
-    for index, url in enumerate(peers):
-        qdrant = Qdrant(url, api_key, timeout)
-        try:
-            collections = qdrant.collections()
-        except (urllib.error.URLError, OSError, ValueError, KeyError) as error:
-            manifest["failures"].append({"node": index, "collection": None, "error": str(error)})
-            log("node_failed", node=index, url=url, error=str(error))
-            continue
-        for collection in collections:
-            began = time.monotonic()
-            try:
-                info = qdrant.create_snapshot(collection)
-                local = os.path.join(work_dir, info["name"])
-                sha256, size = qdrant.download(collection, info["name"], local)
-                key = f"{prefix}/{run_id}/node-{index}/{collection}/{info['name']}"
-                s3.upload_file(local, bucket, key, ExtraArgs={"Metadata": {"sha256": sha256}})
-                os.remove(local)
-                qdrant.delete_snapshot(collection, info["name"])
-            except Exception as error:  # one failed collection must not stop the others
-                manifest["failures"].append({"node": index, "collection": collection, "error": str(error)})
-                log("snapshot_failed", node=index, collection=collection, error=str(error))
-                continue
-            manifest["snapshots"].append(
-                {
-                    "node": index,
-                    "collection": collection,
-                    "name": info["name"],
-                    "key": key,
-                    "size": size,
-                    "sha256": sha256,
-                }
-            )
-            log(
-                "snapshot_uploaded",
-                node=index,
-                collection=collection,
-                key=key,
-                size=size,
-                seconds=round(time.monotonic() - began, 3),
-            )
-    manifest["status"] = "partial" if manifest["failures"] else "complete"
-    manifest["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
-    s3.put_object(
-        Bucket=bucket,
-        Key=f"{prefix}/{run_id}/manifest.json",
-        Body=json.dumps(manifest, indent=2).encode(),
-        ContentType="application/json",
-    )
-    removed = prune(s3, bucket, prefix, retention_days, run_id)
-    log(
-        "run_finished",
-        run_id=run_id,
-        status=manifest["status"],
-        snapshots=len(manifest["snapshots"]),
-        failures=len(manifest["failures"]),
-        pruned=removed,
-    )
-    return 1 if manifest["failures"] else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-'''
-"""The job's script: standard library + boto3, configured only through environment variables."""
 
 
 @dataclass(frozen=True)
@@ -270,7 +41,7 @@ class SnapshotJobSpec:
     """Everything the snapshot CronJob needs, as plain values.
 
     Attributes:
-        name: CronJob (and ConfigMap) name.
+        name: CronJob name.
         namespace: Namespace of Qdrant, the Secrets and the job.
         schedule: Cron schedule (``minute hour day month weekday``), evaluated in UTC.
         peer_urls: Base URL of every Qdrant peer, in pod-ordinal order.
@@ -280,7 +51,7 @@ class SnapshotJobSpec:
         prefix: Key prefix of this Qdrant instance's runs.
         retention_days: Runs older than this are deleted (the newest complete run is kept).
         work_size_gi: Scratch space for one snapshot file at a time.
-        image: Python image running the script.
+        image: The workload image, which carries the snapshot program.
         resources: Container resources.
         labels: Extra labels on the CronJob and its pods.
 
@@ -296,7 +67,7 @@ class SnapshotJobSpec:
     prefix: str
     retention_days: int = 7
     work_size_gi: int = 10
-    image: ImagePin = field(default_factory=lambda: IMAGES["python-slim"])
+    image: ImagePin = field(default_factory=lambda: IMAGES["workloads"])
     resources: ContainerResources = field(default_factory=ContainerResources)
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -369,35 +140,16 @@ def job_environment(spec: SnapshotJobSpec) -> list[dict[str, Any]]:
         *spec.s3.env("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
         {"name": "RETENTION_DAYS", "value": str(spec.retention_days)},
         {"name": "WORK_DIR", "value": f"{WORK_DIR}/snapshots"},
-        {"name": "PYTHONPATH", "value": f"{WORK_DIR}/pylib"},
         {"name": "HOME", "value": WORK_DIR},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
-        {"name": "PIP_DISABLE_PIP_VERSION_CHECK", "value": "1"},
+        {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
         {"name": "AWS_EC2_METADATA_DISABLED", "value": "true"},
     ]
 
 
 def job_command() -> list[str]:
-    """Install the pinned boto3 into the scratch volume unless the image has it, then run the script.
-
-    An image with boto3 baked in (set ``IMAGES["python-slim"]`` to it) needs no package index.
-    """
-    install = f"python -m pip install --quiet --no-cache-dir --target {WORK_DIR}/pylib boto3=={BOTO3_VERSION}"
-    return [
-        "/bin/sh",
-        "-c",
-        f"{{ python -c 'import boto3' 2>/dev/null || {install}; }} && exec python /scripts/{SCRIPT_KEY}",
-    ]
-
-
-def configmap_manifest(spec: SnapshotJobSpec) -> dict[str, Any]:
-    """The ConfigMap that carries the script."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": _labels(spec)},
-        "data": {SCRIPT_KEY: SNAPSHOT_SCRIPT.lstrip()},
-    }
+    """The job's command: the snapshot program of the workload image."""
+    return ["python", "-m", SNAPSHOT_MODULE]
 
 
 def cronjob_manifest(spec: SnapshotJobSpec) -> dict[str, Any]:
@@ -416,10 +168,7 @@ def cronjob_manifest(spec: SnapshotJobSpec) -> dict[str, Any]:
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [
-            {"name": "work", "mountPath": WORK_DIR},
-            {"name": "script", "mountPath": "/scripts", "readOnly": True},
-        ],
+        "volumeMounts": [{"name": "work", "mountPath": WORK_DIR}],
     }
     pod_spec = {
         "restartPolicy": "OnFailure",
@@ -432,10 +181,7 @@ def cronjob_manifest(spec: SnapshotJobSpec) -> dict[str, Any]:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
-        "volumes": [
-            {"name": "work", "emptyDir": {"sizeLimit": f"{spec.work_size_gi}Gi"}},
-            {"name": "script", "configMap": {"name": spec.name, "defaultMode": 0o444}},
-        ],
+        "volumes": [{"name": "work", "emptyDir": {"sizeLimit": f"{spec.work_size_gi}Gi"}}],
     }
     return {
         "apiVersion": "batch/v1",

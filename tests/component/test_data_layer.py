@@ -100,7 +100,8 @@ def test_components_and_children(dev_run: ProgramRun) -> None:
                 assert "test-k8s" in child.provider, f"{child.name} must use the cluster's provider"
     kinds = {(r.parent, r.type) for r in dev_run.registrations}
     assert ("qdrant", "kubernetes:batch/v1:CronJob") in kinds
-    assert ("qdrant", "kubernetes:core/v1:ConfigMap") in kinds
+    # The snapshot program ships in the workload image; no script travels in a ConfigMap.
+    assert ("qdrant", "kubernetes:core/v1:ConfigMap") not in kinds
 
 
 @pytest.mark.parametrize("chart", ["minio", "qdrant", "milvus"])

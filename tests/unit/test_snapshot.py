@@ -1,6 +1,7 @@
-"""The snapshot CronJob spec and its script, as plain data (no Pulumi, no servers).
+"""The snapshot CronJob spec, as plain data (no Pulumi, no servers).
 
-The script itself is exercised end to end in ``tests/unit/test_vectordb_ops.py``.
+The program it runs (``workloads.vectordb_snapshot``) is exercised end to end in
+``tests/unit/test_vectordb_ops.py``.
 """
 
 from __future__ import annotations
@@ -42,8 +43,7 @@ def pod_spec(cron: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("kubernetes_version", ["1.30", "1.33", "1.35"])
 def test_manifests_are_valid_kubernetes_objects(kubernetes_version: str) -> None:
     spec = make_spec()
-    for manifest in (snapshot.cronjob_manifest(spec), snapshot.configmap_manifest(spec)):
-        kubernetes_validate.validate(manifest, kubernetes_version, strict=True)
+    kubernetes_validate.validate(snapshot.cronjob_manifest(spec), kubernetes_version, strict=True)
 
 
 def test_cronjob_runs_one_at_a_time_as_restricted_non_root() -> None:
@@ -57,7 +57,7 @@ def test_cronjob_runs_one_at_a_time_as_restricted_non_root() -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (container,) = pod["containers"]
-    assert container["image"] == IMAGES["python-slim"].ref
+    assert container["image"] == IMAGES["workloads"].ref
     assert container["securityContext"] == {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
@@ -67,7 +67,7 @@ def test_cronjob_runs_one_at_a_time_as_restricted_non_root() -> None:
     assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["work"]["emptyDir"]["sizeLimit"] == "10Gi"
-    assert volumes["script"]["configMap"]["name"] == "qdrant-snapshots"
+    assert set(volumes) == {"work"}, "no script travels in a ConfigMap"
 
 
 def test_credentials_only_come_from_secrets() -> None:
@@ -92,21 +92,13 @@ def test_credentials_only_come_from_secrets() -> None:
     assert (env["S3_BUCKET"]["value"], env["S3_PREFIX"]["value"]) == ("vectordb-snapshots", "qdrant/qdrant")
 
 
-def test_script_is_shipped_in_the_configmap_and_compiles() -> None:
-    spec = make_spec()
-    config_map = snapshot.configmap_manifest(spec)
-    script = config_map["data"][snapshot.SCRIPT_KEY]
-    compile(script, snapshot.SCRIPT_KEY, "exec")
-    command = pod_spec(snapshot.cronjob_manifest(spec))["containers"][0]["command"]
-    assert command[-1].endswith(f"python /scripts/{snapshot.SCRIPT_KEY}")
-    assert f"boto3=={snapshot.BOTO3_VERSION}" in command[-1]
+def test_job_runs_the_workload_image_program_and_installs_nothing() -> None:
+    import importlib.util
 
-
-def test_boto3_pin_matches_the_project_constraints() -> None:
-    pins = dict(
-        line.split("==", 1) for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line
-    )
-    assert pins["boto3"] == snapshot.BOTO3_VERSION
+    command = pod_spec(snapshot.cronjob_manifest(make_spec()))["containers"][0]["command"]
+    assert command == ["python", "-m", snapshot.SNAPSHOT_MODULE]
+    assert importlib.util.find_spec(snapshot.SNAPSHOT_MODULE) is not None
+    assert not any("pip" in part for part in command)
 
 
 @pytest.mark.parametrize(
