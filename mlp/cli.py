@@ -12,21 +12,46 @@ from typing import Any
 
 import click
 
-# name -> (module, attribute, one-line help). The help is repeated here so `mlp --help` does not
-# import every command module.
+# name -> (module, attribute, one-line help). The help is the command's own short help (the first
+# line of its docstring), repeated here so `mlp --help` does not import every command module;
+# tests/unit/test_cli_help.py keeps the two equal.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "plan": ("mlp.commands.plan", "plan", "Run a stack's program under mocks, render and validate it."),
-    "crds": ("mlp.commands.crds", "crds", "Manage the CRD schemas the offline plan validates against."),
-    "config": ("mlp.commands.config", "config", "Check a stack's configuration, list its keys."),
-    "cost": ("mlp.commands.cost", "cost", "GPU pool cost: on-demand vs spot, scale-to-zero savings."),
-    "bench": ("mlp.commands.bench", "bench", "Benchmarks: GPU, vector databases, inference."),
-    "gpu": ("mlp.commands.gpu", "gpu", "GPU scheduling workloads: smoke test, sharing demo."),
-    "demo": ("mlp.commands.demo", "demo", "Run the whole ML lifecycle locally: tune, train, register."),
-    "pipeline": ("mlp.commands.pipeline", "pipeline", "Compile and run the training pipeline."),
-    "tune": ("mlp.commands.tune", "tune", "Hyperparameter tuning: Optuna locally, Katib on clusters."),
+    "plan": (
+        "mlp.commands.plan",
+        "plan",
+        "Run a stack's real program under Pulumi mocks, render and validate every object.",
+    ),
+    "crds": (
+        "mlp.commands.crds",
+        "crds",
+        "Manage the official CRD schemas used to validate custom resources offline.",
+    ),
+    "config": ("mlp.commands.config", "config", "Check stack configuration without Pulumi."),
+    "cost": (
+        "mlp.commands.cost",
+        "cost",
+        "GPU pool cost per stack: on-demand vs spot at min and max size, and scale-to-zero savings.",
+    ),
+    "bench": ("mlp.commands.bench", "bench", "Benchmarks; results go to build/bench/ as JSON and plots."),
+    "gpu": ("mlp.commands.gpu", "gpu", "GPU scheduling workloads for a stack's GPU pools."),
+    "demo": (
+        "mlp.commands.demo",
+        "demo",
+        "Run the ML lifecycle locally: tune -> pipeline -> register, then summarize.",
+    ),
+    "pipeline": (
+        "mlp.commands.pipeline",
+        "pipeline",
+        "Compile and run the training pipeline (preprocess -> train -> evaluate -> register).",
+    ),
+    "tune": ("mlp.commands.tune", "tune", "Hyperparameter tuning from one search-space definition."),
     "lineage": ("mlp.commands.lineage", "lineage", "Show the lineage of a registered model version."),
-    "rag": ("mlp.commands.rag", "rag", "RAG over the lab's docs and experiment results."),
-    "vectordb": ("mlp.commands.vectordb", "vectordb", "Vector database operations: snapshots, restore."),
+    "rag": ("mlp.commands.rag", "rag", "Ask the lab's docs and experiment results, with cited answers."),
+    "vectordb": (
+        "mlp.commands.vectordb",
+        "vectordb",
+        "Vector database operations: snapshot runs in object storage, restore.",
+    ),
 }
 
 
