@@ -8,6 +8,7 @@ same namespace (Milvus, the Qdrant snapshot job) reference that Secret with ``se
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +96,116 @@ class S3Access:
         ]
 
 
+USER_SECRET_KEY = "secretKey"
+"""Key of a service user's secret key in its Secret (the chart reads it via ``existingSecretKey``)."""
+USER_ACCESS_KEY = "accessKey"
+"""Key of a service user's access key id in its Secret (for consumers; MinIO reads it from values)."""
+
+
+@dataclass(frozen=True)
+class ServiceUser:
+    """A MinIO user for one service, with read-write access to its buckets only.
+
+    Attributes:
+        name: Service name (``mlflow``, ``kfp``...); the access key is ``mlp-<name>``.
+        buckets: Buckets the user may read and write.
+
+    """
+
+    name: str
+    buckets: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.name.replace("-", "").isalnum() or self.name != self.name.lower():
+            raise ValueError(f"service user name {self.name!r} must be lowercase letters, digits and '-'")
+        if not self.buckets:
+            raise ValueError(f"service user {self.name!r} needs at least one bucket")
+
+    @property
+    def access_key(self) -> str:
+        """The user's access key id (not a secret; the secret key is generated)."""
+        return f"mlp-{self.name}"
+
+    @property
+    def policy_name(self) -> str:
+        """Name of the MinIO policy attached to the user."""
+        return f"mlp-{self.name}-rw"
+
+
+def user_policy(user: ServiceUser) -> dict[str, Any]:
+    """The MinIO chart's ``policies`` entry giving ``user`` read-write access to its buckets only."""
+    return {
+        "name": user.policy_name,
+        "statements": [
+            {
+                "effect": "Allow",
+                "resources": [f"arn:aws:s3:::{bucket}" for bucket in user.buckets],
+                "actions": [
+                    "s3:GetBucketLocation",
+                    "s3:ListBucket",
+                    "s3:ListBucketMultipartUploads",
+                    "s3:ListenBucketNotification",
+                ],
+            },
+            {
+                "effect": "Allow",
+                "resources": [f"arn:aws:s3:::{bucket}/*" for bucket in user.buckets],
+                "actions": [
+                    "s3:AbortMultipartUpload",
+                    "s3:DeleteObject",
+                    "s3:GetObject",
+                    "s3:ListMultipartUploadParts",
+                    "s3:PutObject",
+                ],
+            },
+        ],
+    }
+
+
+def user_secret_name(fullname: str, user: ServiceUser) -> str:
+    """Name of the Secret (in MinIO's namespace) holding ``user``'s keys."""
+    return f"{fullname}-user-{user.name}"
+
+
+def user_access(fullname: str, user: ServiceUser) -> S3Access:
+    """How a workload in MinIO's namespace uses ``user``'s credentials."""
+    return dataclasses.replace(
+        s3_access(fullname),
+        secret_name=user_secret_name(fullname, user),
+        access_key_key=USER_ACCESS_KEY,
+        secret_key_key=USER_SECRET_KEY,
+    )
+
+
+def service_monitor_spec(fullname: str, namespace: str, interval: str = "30s") -> dict[str, Any]:
+    """ServiceMonitor spec for MinIO's cluster metrics (the chart's Service labels)."""
+    return {
+        "selector": {"matchLabels": {"app": "minio", "release": fullname, "monitoring": "true"}},
+        "namespaceSelector": {"matchNames": [namespace]},
+        "endpoints": [
+            {"port": "http", "scheme": "http", "path": "/minio/v2/metrics/cluster", "interval": interval}
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class ServiceCredentials:
+    """One service user's credentials, as the component exposes them.
+
+    Attributes:
+        access_key_id: The access key id (plain).
+        secret_access_key: The generated secret key (a Pulumi secret).
+        access: How a pod in MinIO's namespace reads them from the user's Secret.
+        buckets: The buckets the user may read and write.
+
+    """
+
+    access_key_id: str
+    secret_access_key: pulumi.Output[str]
+    access: S3Access
+    buckets: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class ObjectStorageArgs:
     """Settings of the platform's object store.
@@ -104,6 +215,10 @@ class ObjectStorageArgs:
         storage_class: Storage class of the data volume (the cluster's default class).
         storage_size_gi: Size of the data volume in GiB.
         buckets: Buckets created at install.
+        versioned_buckets: Buckets (a subset of ``buckets``) with object versioning on.
+        users: One MinIO user per service, each limited to its own buckets.
+        service_monitor: Declare a ServiceMonitor for MinIO's metrics (needs the Prometheus
+            Operator CRDs); the metrics endpoint is then readable without a token, in-cluster only.
         create_namespace: Create the namespace (False when it already exists).
         resources: MinIO server container resources.
 
@@ -113,6 +228,9 @@ class ObjectStorageArgs:
     storage_class: str
     storage_size_gi: int = 20
     buckets: tuple[str, ...] = DEFAULT_BUCKETS
+    versioned_buckets: tuple[str, ...] = ()
+    users: tuple[ServiceUser, ...] = ()
+    service_monitor: bool = False
     create_namespace: bool = True
     resources: ContainerResources = field(
         default_factory=lambda: ContainerResources(
@@ -125,6 +243,16 @@ class ObjectStorageArgs:
             raise ValueError(f"storage_size_gi must be at least 1, got {self.storage_size_gi}")
         if len(set(self.buckets)) != len(self.buckets):
             raise ValueError(f"bucket names repeat: {list(self.buckets)}")
+        unknown = sorted(set(self.versioned_buckets) - set(self.buckets))
+        if unknown:
+            raise ValueError(f"versioned buckets {unknown} are not among the buckets {list(self.buckets)}")
+        names = [user.name for user in self.users]
+        if len(set(names)) != len(names):
+            raise ValueError(f"service user names repeat: {names}")
+        for user in self.users:
+            missing = sorted(set(user.buckets) - set(self.buckets))
+            if missing:
+                raise ValueError(f"user {user.name!r} is given buckets {missing} that are not created")
 
 
 def s3_access(fullname: str) -> S3Access:
@@ -151,8 +279,9 @@ def minio_values(args: ObjectStorageArgs, *, fullname: str, secret_name: str) ->
         secret_name: Secret with ``rootUser`` and ``rootPassword``.
 
     Returns:
-        Values with no credential in them. The chart's default ``users`` list (a ``console`` user
-        with a well-known password) is emptied.
+        Values with no credential in them: the chart's default ``users`` list (a ``console`` user
+        with a well-known password) is replaced by the service users, whose secret keys the
+        chart's user job reads from their Secrets (``existingSecret``).
 
     """
     return {
@@ -160,10 +289,22 @@ def minio_values(args: ObjectStorageArgs, *, fullname: str, secret_name: str) ->
         "mode": "standalone",
         "replicas": 1,
         "existingSecret": secret_name,
-        "users": [],
-        "policies": [],
+        "users": [
+            {
+                "accessKey": user.access_key,
+                "existingSecret": user_secret_name(fullname, user),
+                "existingSecretKey": USER_SECRET_KEY,
+                "policy": user.policy_name,
+            }
+            for user in args.users
+        ],
+        "policies": [user_policy(user) for user in args.users],
         "svcaccts": [],
-        "buckets": [{"name": name, "policy": "none", "purge": False} for name in args.buckets],
+        "buckets": [
+            {"name": name, "policy": "none", "purge": False, "versioning": name in args.versioned_buckets}
+            for name in args.buckets
+        ],
+        "metrics": {"serviceMonitor": {"enabled": False, "public": args.service_monitor}},
         "persistence": {
             "enabled": True,
             "storageClass": args.storage_class,
@@ -189,7 +330,8 @@ class ObjectStorage(pulumi.ComponentResource):
         secret_access_key: Root secret access key (secret).
         credentials_secret_name: Name of the Secret holding both.
         buckets: The buckets created at install.
-        access: How workloads in the same namespace reference the credentials.
+        access: How workloads in the same namespace reference the root credentials.
+        users: Per-service credentials by service name (see :class:`ServiceUser`).
 
     """
 
@@ -229,14 +371,53 @@ class ObjectStorage(pulumi.ComponentResource):
         )
         self.credentials_secret_name: pulumi.Output[str] = secret.metadata.apply(lambda m: m.name)
 
+        self.users: dict[str, ServiceCredentials] = {}
+        user_secrets: list[pulumi.Resource] = [secret]
+        for user in args.users:
+            user_password = random.RandomPassword(
+                f"{name}-user-{user.name}-password", length=32, special=False, opts=child
+            )
+            user_secrets.append(
+                k8s.core.v1.Secret(
+                    f"{name}-user-{user.name}",
+                    metadata={
+                        "name": user_secret_name(name, user),
+                        "namespace": self.namespace,
+                        "labels": labels,
+                    },
+                    type="Opaque",
+                    string_data=pulumi.Output.secret(
+                        user_password.result.apply(
+                            lambda pw, key=user.access_key: {USER_ACCESS_KEY: key, USER_SECRET_KEY: pw}
+                        )
+                    ),
+                    opts=child,
+                )
+            )
+            self.users[user.name] = ServiceCredentials(
+                access_key_id=user.access_key,
+                secret_access_key=pulumi.Output.secret(user_password.result),
+                access=user_access(name, user),
+                buckets=user.buckets,
+            )
+
         self.release = pinned_release(
             f"{name}-release",
             CHARTS["minio"],
             release_name=name,
             namespace=self.namespace,
             values=minio_values(args, fullname=name, secret_name=self.access.secret_name),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=user_secrets),
         )
+        if args.service_monitor:
+            k8s.apiextensions.CustomResource(
+                f"{name}-metrics",
+                api_version="monitoring.coreos.com/v1",
+                kind="ServiceMonitor",
+                metadata={"name": f"{name}-metrics", "namespace": self.namespace, "labels": labels},
+                spec=service_monitor_spec(name, args.namespace),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
+            )
         self.endpoint: pulumi.Output[str] = pulumi.Output.concat(
             "http://", name, ".", self.namespace, ".svc:", str(MINIO_API_PORT)
         )
@@ -249,5 +430,6 @@ class ObjectStorage(pulumi.ComponentResource):
                 "secret_access_key": self.secret_access_key,
                 "credentials_secret_name": self.credentials_secret_name,
                 "buckets": self.buckets,
+                "users": sorted(self.users),
             }
         )

@@ -64,9 +64,12 @@ CHARTS: Final[dict[str, ChartPin]] = {
     "cert-manager": ChartPin("cert-manager", "v1.21.1", "https://charts.jetstack.io", "v1.21.1"),
     "kserve-crd": ChartPin("oci://ghcr.io/kserve/charts/kserve-crd", "v0.20.0", "", "v0.20.0"),
     "kserve": ChartPin("oci://ghcr.io/kserve/charts/kserve", "v0.20.0", "", "v0.20.0"),
-    "argo-events": ChartPin("argo-events", "2.4.16", "https://argoproj.github.io/argo-helm", "v1.9.11"),
+    # Chart 2.4.16 ships controller v1.9.7; the platform runs v1.9.11 (IMAGES["argo-events"]), the
+    # release of the CRDs and API schema the offline plan validates EventBus/EventSource/Sensor against.
+    "argo-events": ChartPin("argo-events", "2.4.16", "https://argoproj.github.io/argo-helm", "v1.9.7"),
     "minio": ChartPin("minio", "5.4.0", "https://charts.min.io/", "RELEASE.2024-12-18T13-15-44Z"),
-    "mlflow": ChartPin("mlflow", "1.8.1", "https://community-charts.github.io/helm-charts", "3.17.2"),
+    # Chart 1.8.1 ships MLflow 3.7.0; the platform overrides the image tag to IMAGES["mlflow"].
+    "mlflow": ChartPin("mlflow", "1.8.1", "https://community-charts.github.io/helm-charts", "3.7.0"),
     "qdrant": ChartPin("qdrant", "1.15.5", "https://qdrant.github.io/qdrant-helm", "v1.15.5"),
     "milvus": ChartPin("milvus", "5.0.6", "https://zilliztech.github.io/milvus-helm/", "v2.6.4"),
 }
@@ -83,6 +86,12 @@ IMAGES: Final[dict[str, ImagePin]] = {
     "cuda-sample": ImagePin("nvcr.io/nvidia/k8s/cuda-sample", "vectoradd-cuda12.5.0-ubuntu22.04"),
     "kind-node": ImagePin("kindest/node", "v1.33.1"),
     "python-slim": ImagePin("docker.io/library/python", "3.12.7-slim-bookworm"),
+    # The MLflow server: the chart's image, at the MLflow version the workloads use (constraints.txt).
+    "mlflow": ImagePin("docker.io/burakince/mlflow", "3.17.2"),
+    "postgres": ImagePin("docker.io/library/postgres", "17.6-bookworm"),
+    "argo-events": ImagePin("quay.io/argoproj/argo-events", "v1.9.11"),
+    # This project's image (Dockerfile): pipeline steps, Katib trials, the Argo Events trigger job.
+    "workloads": ImagePin("ghcr.io/mlplatform/workloads", "0.1.0"),
 }
 """Container images the platform references directly."""
 

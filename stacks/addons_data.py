@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 
 from components.clusters.base import Cluster
-from components.storage import ObjectStorage, ObjectStorageArgs
+from components.storage import DEFAULT_BUCKETS, ObjectStorage, ObjectStorageArgs, ServiceUser
 from components.vectordb.milvus import Milvus, MilvusArgs
 from components.vectordb.qdrant import Qdrant, QdrantArgs, SnapshotSettings
 from stacks import outputs
@@ -26,6 +26,23 @@ PLATFORM_BUCKET = "pipelines"
 """The bucket exported as ``S3_BUCKET``: pipeline data, checkpoints and other workload artifacts."""
 SNAPSHOT_BUCKET = "vectordb-snapshots"
 SNAPSHOT_PREFIX = f"qdrant/{QDRANT_NAME}"
+DATASETS_BUCKET = "datasets"
+"""New objects here start a training run (Argo Events)."""
+MLFLOW_BUCKET = "mlflow"
+BUCKETS = (*DEFAULT_BUCKETS, DATASETS_BUCKET)
+VERSIONED_BUCKETS = (MLFLOW_BUCKET, PLATFORM_BUCKET, SNAPSHOT_BUCKET)
+"""Model artifacts, pipeline data and backups keep every version of an object."""
+SERVICE_USERS = (
+    ServiceUser("mlflow", (MLFLOW_BUCKET,)),
+    ServiceUser("kfp", (PLATFORM_BUCKET,)),
+    ServiceUser("milvus", ("milvus",)),
+    ServiceUser("snapshots", (SNAPSHOT_BUCKET,)),
+    ServiceUser("kserve", (MLFLOW_BUCKET,)),
+    ServiceUser("events", (DATASETS_BUCKET,)),
+    ServiceUser("workloads", (PLATFORM_BUCKET, DATASETS_BUCKET, SNAPSHOT_BUCKET)),
+)
+"""One MinIO user per service, limited to its buckets; workloads get ``workloads``, never root."""
+WORKLOADS_USER = "workloads"
 
 
 def add_data_layer(cfg: PlatformConfig, cluster: Cluster) -> dict[str, Any]:
@@ -48,6 +65,10 @@ def add_data_layer(cfg: PlatformConfig, cluster: Cluster) -> dict[str, Any]:
             namespace=DATA_NAMESPACE,
             storage_class=cluster.storage_class,
             storage_size_gi=cfg.storage.size_gi,
+            buckets=BUCKETS,
+            versioned_buckets=VERSIONED_BUCKETS,
+            users=SERVICE_USERS,
+            service_monitor=cfg.observability.enabled,
         ),
         opts=provider,
     )
@@ -55,8 +76,23 @@ def add_data_layer(cfg: PlatformConfig, cluster: Cluster) -> dict[str, Any]:
     result: dict[str, Any] = {
         outputs.S3_ENDPOINT: storage.endpoint,
         outputs.S3_BUCKET: PLATFORM_BUCKET,
-        outputs.S3_ACCESS_KEY_ID: storage.access_key_id,
-        outputs.S3_SECRET_ACCESS_KEY: storage.secret_access_key,
+        outputs.S3_ACCESS_KEY_ID: storage.users[WORKLOADS_USER].access_key_id,
+        outputs.S3_SECRET_ACCESS_KEY: storage.users[WORKLOADS_USER].secret_access_key,
+        outputs.DATASETS_BUCKET: DATASETS_BUCKET,
+        outputs.S3_SERVICE_CREDENTIALS: pulumi.Output.secret(
+            pulumi.Output.all(
+                **{name: user.secret_access_key for name, user in storage.users.items()}
+            ).apply(
+                lambda keys: {
+                    name: {
+                        "accessKeyId": storage.users[name].access_key_id,
+                        "secretAccessKey": key,
+                        "buckets": list(storage.users[name].buckets),
+                    }
+                    for name, key in keys.items()
+                }
+            )
+        ),
     }
 
     if vectordb.qdrant.enabled:
@@ -72,7 +108,7 @@ def add_data_layer(cfg: PlatformConfig, cluster: Cluster) -> dict[str, Any]:
                 storage_size_gi=qcfg.storage_size_gi,
                 snapshots=SnapshotSettings(
                     schedule=qcfg.snapshot_schedule,
-                    s3=storage.access,
+                    s3=storage.users["snapshots"].access,
                     bucket=SNAPSHOT_BUCKET,
                     prefix=SNAPSHOT_PREFIX,
                     retention_days=qcfg.snapshot_retention_days,
@@ -91,7 +127,7 @@ def add_data_layer(cfg: PlatformConfig, cluster: Cluster) -> dict[str, Any]:
             MilvusArgs(
                 namespace=DATA_NAMESPACE,
                 storage_class=cluster.storage_class,
-                s3=storage.access,
+                s3=storage.users["milvus"].access,
                 mode=mcfg.mode,
                 storage_size_gi=mcfg.storage_size_gi,
             ),

@@ -60,8 +60,30 @@ MILVUS_URI: Final = "milvusUri"
 MILVUS_TOKEN: Final = "milvusToken"
 """Milvus root token ``root:<password>`` (secret)."""
 
+# ML platform services (PLATFORM-B): KFP, Katib, MLflow server, Argo Events, per-service storage
+MLFLOW_TRACKING_USERNAME: Final = "mlflowTrackingUsername"
+"""User of the MLflow server's basic auth (``MLFLOW_TRACKING_USERNAME``)."""
+MLFLOW_TRACKING_PASSWORD: Final = "mlflowTrackingPassword"
+"""Password of that user (secret; ``MLFLOW_TRACKING_PASSWORD``)."""
+DATASET_WEBHOOK_URL: Final = "datasetWebhookUrl"
+"""In-cluster Argo Events webhook: ``POST {"key": "<object key>"}`` starts a training run."""
+DATASETS_BUCKET: Final = "datasetsBucket"
+"""Bucket whose new objects start a training run (Argo Events MinIO source)."""
+WORKLOAD_IMAGE: Final = "workloadImage"
+"""Image (``repository:tag``) that pipeline steps, Katib trials and trigger jobs run."""
+S3_SERVICE_CREDENTIALS: Final = "s3ServiceCredentials"
+"""Per-service object-storage users (secret): ``{service: {accessKeyId, secretAccessKey, buckets}}``."""
+
 SECRET_KEYS: Final = frozenset(
-    {KUBECONFIG, S3_SECRET_ACCESS_KEY, GRAFANA_ADMIN_PASSWORD, QDRANT_API_KEY, MILVUS_TOKEN}
+    {
+        KUBECONFIG,
+        S3_SECRET_ACCESS_KEY,
+        GRAFANA_ADMIN_PASSWORD,
+        QDRANT_API_KEY,
+        MILVUS_TOKEN,
+        MLFLOW_TRACKING_PASSWORD,
+        S3_SERVICE_CREDENTIALS,
+    }
 )
 """Outputs that must be exported as Pulumi secrets."""
 

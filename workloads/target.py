@@ -147,6 +147,11 @@ class StackOutputs(_Strict):
     qdrant_snapshots_uri: str | None = Field(default=None, alias=keys.QDRANT_SNAPSHOTS_URI)
     milvus_uri: str | None = Field(default=None, alias=keys.MILVUS_URI)
     milvus_token: SecretStr | None = Field(default=None, alias=keys.MILVUS_TOKEN)
+    mlflow_tracking_username: str | None = Field(default=None, alias=keys.MLFLOW_TRACKING_USERNAME)
+    mlflow_tracking_password: SecretStr | None = Field(default=None, alias=keys.MLFLOW_TRACKING_PASSWORD)
+    dataset_webhook_url: str | None = Field(default=None, alias=keys.DATASET_WEBHOOK_URL)
+    datasets_bucket: str | None = Field(default=None, alias=keys.DATASETS_BUCKET)
+    workload_image: str | None = Field(default=None, alias=keys.WORKLOAD_IMAGE)
 
     @model_validator(mode="before")
     @classmethod
@@ -171,6 +176,7 @@ class StackOutputs(_Strict):
         "grafana_url",
         "qdrant_url",
         "qdrant_snapshots_uri",
+        "dataset_webhook_url",
     )
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
@@ -365,7 +371,10 @@ class Target:
         return bool(self.outputs and self.outputs.gpu_pools)
 
     def s3_environment(self) -> dict[str, str]:
-        """Environment variables that point boto3 and MLflow at the target's object storage."""
+        """Environment variables that point boto3 and MLflow at the target's object storage.
+
+        On a stack with MLflow basic auth, MLflow's user and password are included too.
+        """
         if self.outputs is None:
             if not self.s3_endpoint:
                 return {}
@@ -377,6 +386,10 @@ class Target:
             env["AWS_ACCESS_KEY_ID"] = self.outputs.s3_access_key_id
         if self.outputs.s3_secret_access_key:
             env["AWS_SECRET_ACCESS_KEY"] = self.outputs.s3_secret_access_key.get_secret_value()
+        if self.outputs.mlflow_tracking_username:
+            env["MLFLOW_TRACKING_USERNAME"] = self.outputs.mlflow_tracking_username
+        if self.outputs.mlflow_tracking_password:
+            env["MLFLOW_TRACKING_PASSWORD"] = self.outputs.mlflow_tracking_password.get_secret_value()
         return env
 
     def prepare(self) -> Target:

@@ -22,8 +22,10 @@ import pulumi_kubernetes as k8s
 
 from components.clusters.base import GPU_TAINT_KEY, GpuPoolInfo, union_tolerations
 from components.gpu.device_plugin import PRIVILEGED_NAMESPACE_LABELS, gpu_pools_only
-from components.gpu.sharing import PluginConfigs, build_configs
+from components.gpu.mig import MIG_CONFIG_LABEL, MIG_DISABLED, mig_parted_config, pool_layout
+from components.gpu.sharing import PluginConfigs, build_configs, render
 from components.helm import pinned_release
+from components.security import namespace_policies
 from components.versions import CHARTS, ChartPin
 
 RUNTIME_CLASS: Final = "nvidia"
@@ -118,6 +120,7 @@ class GpuOperator(pulumi.ComponentResource):
         ns = k8s.core.v1.Namespace(
             f"{name}-ns", metadata={"name": args.namespace, "labels": PRIVILEGED_NAMESPACE_LABELS}, opts=child
         )
+        namespace_policies(name, args.namespace, parent=self, depends_on=ns)
         release = pinned_release(
             f"{name}-release",
             args.chart,

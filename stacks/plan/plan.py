@@ -5,7 +5,8 @@ Files written under ``<out>/<stack>/``:
 * ``resources.json``: one object per registered resource (type, name, parent, custom, inputs with
   secrets replaced by ``"[secret]"``);
 * ``manifests/``: every Kubernetes object and Helm release, one YAML file each;
-* ``summary.json``: counts, validation results, policy findings, timings, exit status.
+* ``summary.json``: counts, validation results, policy findings, timings, exit status;
+* ``outputs.json``: the stack's exports for ``--outputs-file``, secret outputs left out.
 """
 
 from __future__ import annotations
@@ -205,7 +206,31 @@ def plan_stack(
     result.ok = not result.findings and not (strict and result.unvalidated)
     result.seconds = time.perf_counter() - started
     _write(target, result, entries, rendered)
+    write_outputs_file(target / OUTPUTS_FILE, run)
     return result
+
+
+OUTPUTS_FILE = "outputs.json"
+REDACTED_KEY = "_redacted"
+"""Key listing the secret outputs left out of ``outputs.json`` (workloads ignore unknown keys)."""
+
+
+def outputs_file_content(run: ProgramRun) -> dict[str, Any]:
+    """The stack's exports as a workload reads them with ``--outputs-file``, secrets left out.
+
+    Secret outputs are omitted (not masked: a masked value is rejected by the workloads' typed view)
+    and named under ``_redacted``, so target resolution works offline and a command that needs a
+    secret says which output is missing.
+    """
+    secret = set(run.secret_exports) | (outputs.SECRET_KEYS & set(run.exports))
+    content = {key: clean(value) for key, value in sorted(run.exports.items()) if key not in secret}
+    content[REDACTED_KEY] = sorted(secret)
+    return content
+
+
+def write_outputs_file(path: Path, run: ProgramRun) -> None:
+    """Write :func:`outputs_file_content` as JSON."""
+    path.write_text(json.dumps(outputs_file_content(run), indent=2, default=str) + "\n")
 
 
 def _write(target: Path, result: StackPlan, entries: list[dict[str, Any]], rendered: list[Manifest]) -> None:

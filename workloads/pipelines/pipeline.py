@@ -22,12 +22,12 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from kfp import dsl
 
+from stacks import outputs as keys
 from workloads import registry
 from workloads.pipelines import components
 from workloads.pipelines.model import TrainParams
@@ -43,16 +43,23 @@ STEP_NAMES = ("preprocess", "train", "evaluate", "register")
 _DEFAULTS = TrainParams()
 
 
-def workload_image() -> str:
+LOCAL_IMAGE = "mlplatform-workloads:local"
+"""Image name given to steps on the local target, where ``kfp.local`` runs them in-process."""
+
+
+def workload_image(target: Target | None = None) -> str:
     """Image the pipeline steps run in on a cluster: this project with its dependencies.
 
-    ``$MLP_WORKLOAD_IMAGE`` overrides it; the default is tagged with the package version.
+    ``$MLP_WORKLOAD_IMAGE`` overrides it; otherwise a stack target's ``workloadImage`` output
+    (pinned in ``components/versions.py``), else :data:`LOCAL_IMAGE` (unused by ``kfp.local``).
     """
-    try:
-        version = metadata.version("mlplatform")
-    except metadata.PackageNotFoundError:
-        version = "dev"
-    return os.environ.get(IMAGE_ENV) or f"ghcr.io/mlplatform/workloads:{version}"
+    override = os.environ.get(IMAGE_ENV)
+    if override:
+        return override
+    if target is not None and target.outputs is not None:
+        image: str = target.outputs.require(keys.WORKLOAD_IMAGE)
+        return image
+    return LOCAL_IMAGE
 
 
 @dataclass(frozen=True)
@@ -514,7 +521,7 @@ def submit(
 
     host = target.kfp_host
     placement = ClusterPlacement.for_target(target, gpu=gpu, s3_secret=s3_secret)
-    path = compile_pipeline(package_path, placement=placement)
+    path = compile_pipeline(package_path, image=workload_image(target), placement=placement)
     arguments = arguments_for(target, overrides)
     try:
         client = kfp.Client(host=host)

@@ -1,0 +1,1 @@
+"""Kubeflow add-ons installed from their upstream, release-pinned kustomize bundles."""
