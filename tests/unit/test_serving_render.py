@@ -355,3 +355,18 @@ def test_render_command_writes_yaml_and_rejects_clearly(tmp_path: Path) -> None:
         render_cmd, ["single", "--outputs-file", str(no_mode), "--model", "clf=s3://b/m"]
     )
     assert missing.exit_code == 1 and "--mode" in missing.output
+
+
+def test_dashboard_serving_row_uses_the_scraped_metrics() -> None:
+    from components.dashboards import load_dashboard
+
+    panels = load_dashboard("platform")["panels"]
+    row = next(i for i, p in enumerate(panels) if p["type"] == "row" and p["title"] == "Serving")
+    serving = [p for p in panels[row + 1 :] if p["gridPos"]["y"] == panels[row]["gridPos"]["y"] + 1]
+    exprs = " ".join(t["expr"] for p in serving for t in p.get("targets", []))
+    rules = " ".join(
+        r["expr"] for r in b.serving_alert_rules(env("Serverless"))["spec"]["groups"][0]["rules"]
+    )
+    for metric in ("request_predict_seconds_bucket", "revision_app_request_count"):
+        assert metric in exprs and metric in rules
+    assert all(p["type"] != "text" for p in serving)
