@@ -27,6 +27,7 @@ from components.alerts import RuleGroup, prometheus_rule_spec
 from components.clusters.base import CAPACITY_LABEL, GPU_MODEL_LABEL, POOL_LABEL
 from components.dashboards import DASHBOARDS, dashboard_text
 from components.helm import pinned_release
+from components.security import namespace_policies, platform_namespace_labels
 from components.versions import CHARTS, ChartPin
 
 DASHBOARD_LABEL: Final = "grafana_dashboard"
@@ -151,16 +152,11 @@ class Observability(pulumi.ComponentResource):
         release_name = args.release_name
         ns = k8s.core.v1.Namespace(
             f"{name}-ns",
-            metadata={
-                "name": args.namespace,
-                # node-exporter needs host networking and host PID.
-                "labels": {
-                    "pod-security.kubernetes.io/enforce": "privileged",
-                    "app.kubernetes.io/part-of": "mlplatform",
-                },
-            },
+            # node-exporter needs host networking and host PID: privileged (components.security).
+            metadata={"name": args.namespace, "labels": platform_namespace_labels(args.namespace)},
             opts=child,
         )
+        namespace_policies(name, args.namespace, parent=self, depends_on=ns)
         password = random.RandomPassword(f"{name}-grafana-password", length=24, special=False, opts=child)
         admin_secret_name = f"{release_name}-grafana-admin"
         admin = k8s.core.v1.Secret(

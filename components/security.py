@@ -17,6 +17,7 @@ The policy documents are built by plain functions (:func:`network_policy_documen
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -120,18 +121,30 @@ class IngressAllow:
             )
 
 
-def namespace_labels(level: PodSecurityLevel, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Namespace labels: part-of, and Pod Security Admission enforce/audit/warn at ``level``.
+def namespace_labels(
+    level: PodSecurityLevel,
+    extra: Mapping[str, str] | None = None,
+    *,
+    warn: PodSecurityLevel | None = None,
+) -> dict[str, str]:
+    """Namespace labels: part-of, and Pod Security Admission enforce/audit/warn.
+
+    Args:
+        level: Level enforced (pods that break it are refused).
+        extra: Further labels.
+        warn: A stricter level to audit and warn at (default: ``level``), for namespaces whose
+            third-party charts do not yet meet ``restricted``: violations are logged, not refused.
 
     Raises:
         ValueError: For an unknown level.
 
     """
-    if level not in ("restricted", "baseline", "privileged"):
-        raise ValueError(f"pod security level must be restricted, baseline or privileged, got {level!r}")
+    for value in (level, warn or level):
+        if value not in ("restricted", "baseline", "privileged"):
+            raise ValueError(f"pod security level must be restricted, baseline or privileged, got {value!r}")
     labels = {**PART_OF, **(extra or {})}
-    for mode in ("enforce", "audit", "warn"):
-        labels[f"{PSA_PREFIX}/{mode}"] = level
+    for mode, value in (("enforce", level), ("audit", warn or level), ("warn", warn or level)):
+        labels[f"{PSA_PREFIX}/{mode}"] = value
         labels[f"{PSA_PREFIX}/{mode}-version"] = "latest"
     return labels
 
@@ -237,6 +250,7 @@ class NamespaceSecurityArgs:
         namespace: Namespace name.
         pod_security: Pod Security Admission level enforced on it.
         allows: Explicit ingress allowances beyond same-namespace and monitoring.
+        pod_security_warn: Stricter level to audit and warn at (default: ``pod_security``).
         labels: Extra namespace labels.
         monitoring_namespace: Namespace allowed to scrape every pod (None: none).
         create_namespace: Declare the Namespace (False: it exists; only the policies are added).
@@ -246,6 +260,7 @@ class NamespaceSecurityArgs:
     namespace: str
     pod_security: PodSecurityLevel = "restricted"
     allows: tuple[IngressAllow, ...] = ()
+    pod_security_warn: PodSecurityLevel | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     monitoring_namespace: str | None = MONITORING_NAMESPACE
     create_namespace: bool = True
@@ -280,7 +295,10 @@ class NamespaceSecurity(pulumi.ComponentResource):
         if args.create_namespace:
             self.namespace_resource = k8s.core.v1.Namespace(
                 name,
-                metadata={"name": args.namespace, "labels": namespace_labels(args.pod_security, args.labels)},
+                metadata={
+                    "name": args.namespace,
+                    "labels": namespace_labels(args.pod_security, args.labels, warn=args.pod_security_warn),
+                },
                 opts=child,
             )
             self.namespace = self.namespace_resource.metadata.apply(lambda m: m.name)
@@ -301,3 +319,76 @@ class NamespaceSecurity(pulumi.ComponentResource):
                 )
             )
         self.register_outputs({"namespace": self.namespace})
+
+
+# --- the platform's namespaces, in one place --------------------------------------------------------
+
+MINIO_API_PORT: Final = 9000
+VECTORDB_PORTS: Final = (6333, 6334, 19530)
+"""Qdrant REST and gRPC, Milvus gRPC."""
+DATA_CLIENT_NAMESPACES: Final = ("argo-events", "kubeflow", "mlflow", "mlp-serving")
+"""Who reads and writes object storage: pipeline and Katib trial pods, the MLflow server (artifacts),
+the MinIO event source, the model servers' storage initializers."""
+VECTORDB_CLIENT_NAMESPACES: Final = ("kubeflow", "mlp-serving")
+"""Who queries the vector databases: pipeline steps (ingest) and model servers (retrieval)."""
+
+PLATFORM_NAMESPACES: Final[dict[str, NamespaceSecurityArgs]] = {
+    # MinIO, Qdrant and Milvus. Milvus' images and its etcd subchart do not all meet `restricted`
+    # (the subchart's defaults are not held here to check), so it is enforced at baseline and
+    # audited/warned at restricted.
+    "mlp-data": NamespaceSecurityArgs(
+        "mlp-data",
+        pod_security="baseline",
+        pod_security_warn="restricted",
+        allows=(
+            IngressAllow("object-storage", ports=(MINIO_API_PORT,), from_namespaces=DATA_CLIENT_NAMESPACES),
+            IngressAllow(
+                "vector-databases", ports=VECTORDB_PORTS, from_namespaces=VECTORDB_CLIENT_NAMESPACES
+            ),
+        ),
+    ),
+    # node-exporter needs hostNetwork, hostPID and host paths: privileged is the only level that
+    # admits it. The operator's admission webhook is called by the API server.
+    "monitoring": NamespaceSecurityArgs(
+        "monitoring",
+        pod_security="privileged",
+        allows=(IngressAllow("operator-webhook", ports=(10250,), from_anywhere=True),),
+    ),
+    # GPU system namespaces: device plugin sockets, driver installation, DCGM host access.
+    "nvidia-device-plugin": NamespaceSecurityArgs("nvidia-device-plugin", pod_security="privileged"),
+    "gpu-operator": NamespaceSecurityArgs("gpu-operator", pod_security="privileged"),
+    "dcgm-exporter": NamespaceSecurityArgs("dcgm-exporter", pod_security="privileged"),
+}
+"""Pod Security level and ingress allowances of the namespaces the existing components declare."""
+
+
+def platform_namespace(namespace: str) -> NamespaceSecurityArgs:
+    """The security settings of a platform namespace (restricted, no extra allows when unlisted)."""
+    return PLATFORM_NAMESPACES.get(namespace) or NamespaceSecurityArgs(namespace)
+
+
+def platform_namespace_labels(namespace: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The labels a platform namespace is declared with (Pod Security levels from the table)."""
+    args = platform_namespace(namespace)
+    return namespace_labels(args.pod_security, {**args.labels, **(extra or {})}, warn=args.pod_security_warn)
+
+
+def namespace_policies(
+    name: str, namespace: str, *, parent: pulumi.Resource, depends_on: pulumi.Resource
+) -> NamespaceSecurity:
+    """Declare the NetworkPolicies of a namespace that a component declares itself.
+
+    Args:
+        name: Logical name prefix (the calling component's name).
+        namespace: The namespace (its settings come from :data:`PLATFORM_NAMESPACES`).
+        parent: The calling component.
+        depends_on: The Namespace resource.
+
+    Returns:
+        The :class:`NamespaceSecurity` (policies only; the Namespace stays where it is declared).
+
+    """
+    args = dataclasses.replace(platform_namespace(namespace), create_namespace=False)
+    return NamespaceSecurity(
+        f"{name}-security", args, opts=pulumi.ResourceOptions(parent=parent, depends_on=[depends_on])
+    )

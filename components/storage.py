@@ -17,6 +17,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.helm import pinned_release
+from components.security import namespace_policies, platform_namespace_labels
 from components.versions import CHARTS
 
 MINIO_API_PORT = 9000
@@ -346,9 +347,13 @@ class ObjectStorage(pulumi.ComponentResource):
         if args.create_namespace:
             ns = k8s.core.v1.Namespace(
                 f"{name}-namespace",
-                metadata={"name": args.namespace, "labels": COMMON_LABELS},
+                metadata={
+                    "name": args.namespace,
+                    "labels": platform_namespace_labels(args.namespace, COMMON_LABELS),
+                },
                 opts=child,
             )
+            namespace_policies(name, args.namespace, parent=self, depends_on=ns)
             self.namespace: pulumi.Output[str] = ns.metadata.apply(lambda m: m.name)
         else:
             self.namespace = pulumi.Output.from_input(args.namespace)

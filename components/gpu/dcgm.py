@@ -36,6 +36,7 @@ from components.gpu.device_plugin import (
     gpu_node_affinity,
 )
 from components.helm import pinned_release
+from components.security import namespace_policies
 from components.versions import CHARTS, ChartPin
 
 MetricType = Literal["gauge", "counter"]
@@ -242,6 +243,7 @@ class DcgmExporter(pulumi.ComponentResource):
         ns = k8s.core.v1.Namespace(
             f"{name}-ns", metadata={"name": args.namespace, "labels": PRIVILEGED_NAMESPACE_LABELS}, opts=child
         )
+        namespace_policies(name, args.namespace, parent=self, depends_on=ns)
         counters = k8s.core.v1.ConfigMap(
             f"{name}-counters",
             metadata={"name": f"{release_name}-counters", "namespace": ns.metadata.name},

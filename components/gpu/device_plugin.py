@@ -19,13 +19,11 @@ import pulumi_kubernetes as k8s
 from components.clusters.base import POOL_LABEL, GpuPoolInfo, union_tolerations
 from components.gpu.sharing import PluginConfigs, build_configs
 from components.helm import pinned_release
+from components.security import namespace_labels, namespace_policies
 from components.versions import CHARTS, ChartPin
 
 CRITICAL_ADDONS_TOLERATION = {"key": "CriticalAddonsOnly", "operator": "Exists"}
-PRIVILEGED_NAMESPACE_LABELS = {
-    "pod-security.kubernetes.io/enforce": "privileged",
-    "app.kubernetes.io/part-of": "mlplatform",
-}
+PRIVILEGED_NAMESPACE_LABELS = namespace_labels("privileged")
 """GPU daemons mount host paths (device-plugin sockets, driver libraries), so Pod Security must allow it."""
 
 
@@ -131,6 +129,7 @@ class DevicePlugin(pulumi.ComponentResource):
             metadata={"name": args.namespace, "labels": PRIVILEGED_NAMESPACE_LABELS},
             opts=child,
         )
+        namespace_policies(name, args.namespace, parent=self, depends_on=ns)
         release = pinned_release(
             f"{name}-release",
             args.chart,
