@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.workloads.qdrant_fake import FakeQdrantServer, Recorded
 from workloads.rag.stores.base import (
     Filter,
     Match,
     MatchAny,
     Point,
     Range,
+    RestoreMismatchError,
     StoreError,
     VectorStore,
     decode_vector,
@@ -24,14 +25,19 @@ from workloads.rag.stores.base import (
 )
 from workloads.rag.stores.milvus import MilvusStore, milvus_expr
 from workloads.rag.stores.qdrant_edge import QdrantEdgeStore
-from workloads.rag.stores.qdrant_server import HttpRequest, QdrantServerStore, rest_filter
+from workloads.rag.stores.qdrant_server import QdrantServerStore, qdrant_filter
 
 DIM = 16
 # Qdrant Edge runs in milliseconds and stays in the fast tier; Milvus Lite starts a gRPC server per store.
-ENGINES = ["qdrant-edge", pytest.param("milvus-lite", marks=pytest.mark.slow)]
+# The Qdrant server store runs through qdrant-client against the client's own local mode.
+ENGINES = ["qdrant-edge", "qdrant-server", pytest.param("milvus-lite", marks=pytest.mark.slow)]
 
 
 def make_store(engine: str, path: Path) -> VectorStore:
+    if engine == "qdrant-server":
+        from qdrant_client import QdrantClient
+
+        return QdrantServerStore("http://local-mode", client=QdrantClient(":memory:"))
     return QdrantEdgeStore(path / "qdrant") if engine == "qdrant-edge" else MilvusStore(path / "milvus.db")
 
 
@@ -213,108 +219,79 @@ def test_milvus_expression_quotes_values() -> None:
     assert milvus_expr(None) == "" and milvus_expr(Filter()) == ""
 
 
-def test_qdrant_rest_filter() -> None:
+def test_qdrant_client_filter() -> None:
     filter_ = Filter((Match("source", "a.md"), Range("position", gt=2)), (MatchAny("kind", ("adr",)),))
-    assert rest_filter(filter_) == {
-        "must": [{"key": "source", "match": {"value": "a.md"}}, {"key": "position", "range": {"gt": 2}}],
+    translated = qdrant_filter(filter_)
+    assert translated is not None
+    assert translated.model_dump(exclude_none=True) == {
+        "must": [{"key": "source", "match": {"value": "a.md"}}, {"key": "position", "range": {"gt": 2.0}}],
         "must_not": [{"key": "kind", "match": {"any": ["adr"]}}],
     }
-    assert rest_filter(None) is None
+    assert qdrant_filter(None) is None
 
 
-# --- Qdrant server over REST, against a recording transport ------------------------------------
+# --- Qdrant server through qdrant-client, against a recording HTTP server on 127.0.0.1 ---------
 
 
-class FakeQdrant:
-    """Answers the REST calls the store makes, recording them."""
-
-    def __init__(self) -> None:
-        self.requests: list[HttpRequest] = []
-        self.aliases: dict[str, str] = {}
-
-    def __call__(self, request: HttpRequest) -> tuple[int, bytes]:
-        self.requests.append(request)
-        path = request.path.split("?")[0]
-        if path == "/aliases":
-            result: object = {
-                "aliases": [{"alias_name": a, "collection_name": c} for a, c in self.aliases.items()]
-            }
-        elif path == "/collections" and request.method == "GET":
-            result = {"collections": [{"name": "docs_v1"}]}
-        elif path == "/collections/aliases":
-            for action in request.body["actions"]:
-                if "delete_alias" in action:
-                    self.aliases.pop(action["delete_alias"]["alias_name"], None)
-                else:
-                    spec = action["create_alias"]
-                    self.aliases[spec["alias_name"]] = spec["collection_name"]
-            result = True
-        elif path.endswith("/points/query"):
-            result = {"points": [{"id": "p1", "score": 0.9, "payload": {"source": "a.md"}}]}
-        elif path.endswith("/points/scroll"):
-            offset = request.body.get("offset")
-            point: dict[str, object] = {"id": "p2" if offset else "p1", "payload": {"embedder": "m"}}
-            if request.body.get("with_vector"):
-                point["vector"] = [0.6, 0.8, 0.0, 0.0]
-            result = {"points": [point], "next_page_offset": None if offset else "p2"}
-        elif path.endswith("/snapshots") and request.method == "POST":
-            result = {"name": "docs-snap.snapshot"}
-        elif "/snapshots/" in path and request.method == "GET":
-            return 200, b"SNAPSHOT-BYTES"
-        elif path.startswith("/collections/") and request.method == "GET" and path.count("/") == 2:
-            result = {"config": {"params": {"vectors": {"size": 4, "distance": "Cosine"}}}}
-        elif path.endswith("/points/count"):
-            result = {"count": 2}
-        else:
-            result = True
-        return 200, json.dumps({"result": result, "status": "ok"}).encode()
+@pytest.fixture()
+def qdrant_http() -> Iterator[FakeQdrantServer]:
+    with FakeQdrantServer(api_key="k") as fake:
+        yield fake
 
 
-def test_qdrant_server_requests() -> None:
-    fake = FakeQdrant()
-    server = QdrantServerStore("http://qdrant:6333/", api_key="k", transport=fake, replication_factor=2)
+def test_qdrant_server_requests(qdrant_http: FakeQdrantServer) -> None:
+    server = QdrantServerStore(qdrant_http.url, api_key="k", replication_factor=2)
     server.create_collection("docs_v2", 4)
-    create = fake.requests[1]
-    assert (create.method, create.path) == ("PUT", "/collections/docs_v2")
-    assert create.body == {
-        "vectors": {"size": 4, "distance": "Cosine"},
-        "replication_factor": 2,
-    }
-    indexes = [r.body for r in fake.requests[2:]]
+    assert all(r.headers.get("api-key") == "k" for r in qdrant_http.requests)
+    create = next(
+        r
+        for r in qdrant_http.requests
+        if r.method == "PUT" and r.path.split("?")[0] == "/collections/docs_v2"
+    )
+    assert (
+        create.body["vectors"] == {"size": 4, "distance": "Cosine"} and create.body["replication_factor"] == 2
+    )
+    indexes = [r.body for r in qdrant_http.requests if r.path.startswith("/collections/docs_v2/index")]
     assert {"field_name": "source", "field_schema": "keyword"} in indexes
     assert {"field_name": "position", "field_schema": "integer"} in indexes
 
-    fake.requests.clear()
-    server.upsert("docs", [Point("p1", [1, 0, 0, 0], {"source": "a.md"})])
-    assert fake.requests[0].path == "/collections/docs/points?wait=true"
-    assert fake.requests[0].body["points"][0] == {
-        "id": "p1",
+    qdrant_http.requests.clear()
+    pid = str(uuid.UUID(int=1))
+    server.upsert("docs_v2", [Point(pid, [1, 0, 0, 0], {"source": "a.md", "kind": "doc"})])
+    upsert = qdrant_http.requests[-1]
+    assert upsert.path == "/collections/docs_v2/points?wait=true"
+    assert upsert.body["points"][0] == {
+        "id": pid,
         "vector": [1.0, 0.0, 0.0, 0.0],
-        "payload": {"source": "a.md"},
+        "payload": {"source": "a.md", "kind": "doc"},
     }
 
-    hits = server.search("docs", [1, 0, 0, 0], limit=3, filter=Filter((Match("kind", "doc"),)))
-    assert hits[0].id == "p1" and hits[0].score == 0.9
-    assert fake.requests[-1].body["filter"] == {"must": [{"key": "kind", "match": {"value": "doc"}}]}
-    assert fake.requests[-1].body["limit"] == 3
-
-    server.set_alias("docs", "docs_v1")
     server.set_alias("docs", "docs_v2")
-    switch = fake.requests[-1].body["actions"]
-    assert switch == [
+    hits = server.search("docs", [1, 0, 0, 0], limit=3, filter=Filter((Match("kind", "doc"),)))
+    assert [h.id for h in hits] == [pid] and hits[0].score == pytest.approx(1.0)
+    query = qdrant_http.requests[-1]
+    assert query.path.startswith("/collections/docs/points/query")
+    assert (
+        query.body["filter"] == {"must": [{"key": "kind", "match": {"value": "doc"}}]}
+        and query.body["limit"] == 3
+    )
+
+    server.create_collection("docs_v3", 4)
+    server.set_alias("docs", "docs_v3")
+    switch = qdrant_http.requests[-1]
+    assert switch.path.startswith("/collections/aliases") and switch.body["actions"] == [
         {"delete_alias": {"alias_name": "docs"}},
-        {"create_alias": {"collection_name": "docs_v2", "alias_name": "docs"}},
+        {"create_alias": {"collection_name": "docs_v3", "alias_name": "docs"}},
     ]
-    assert [r.id for r in server.scroll("docs")] == ["p1", "p2"]
-    assert server.count("docs") == 2
+    assert server.aliases() == {"docs": "docs_v3"} and server.count("docs_v2") == 1
+    server.close()
 
 
-def test_qdrant_server_errors_carry_the_status() -> None:
-    def failing(request: HttpRequest) -> tuple[int, bytes]:
-        return 403, b'{"status": {"error": "forbidden"}}'
-
+def test_qdrant_server_errors_carry_the_status(qdrant_http: FakeQdrantServer) -> None:
     with pytest.raises(StoreError, match="HTTP 403"):
-        QdrantServerStore("http://q", transport=failing).count("x")
+        QdrantServerStore(qdrant_http.url, api_key="wrong").count("x")
+    with pytest.raises(StoreError, match="cannot reach"):
+        QdrantServerStore("http://127.0.0.1:9", timeout=2).count("x")
 
 
 def test_open_store_picks_servers_from_stack_outputs(tmp_path: Path) -> None:
@@ -349,34 +326,52 @@ def test_open_store_picks_servers_from_stack_outputs(tmp_path: Path) -> None:
         open_store("qdrant", settings, bare)
 
 
-def test_qdrant_server_backups(tmp_path: Path) -> None:
-    fake = FakeQdrant()
-    server = QdrantServerStore("http://qdrant:6333", transport=fake)
-    fake.aliases["docs"] = "docs_v1"
+def test_qdrant_server_backups(qdrant_http: FakeQdrantServer, tmp_path: Path) -> None:
+    server = QdrantServerStore(qdrant_http.url, api_key="k")
+    server.create_collection("docs_v1", DIM)
+    server.upsert("docs_v1", points(30))
+    server.set_alias("docs", "docs_v1")
 
-    manifest = server.backup("docs", tmp_path / "native.tar", kind="native")
+    manifest = server.backup("docs", tmp_path / "native.tar.gz", kind="native")
     assert (manifest.engine, manifest.collection, manifest.count, manifest.dim) == (
         "qdrant-server",
         "docs_v1",
-        2,
-        4,
+        30,
+        DIM,
     )
-    calls = [(r.method, r.path) for r in fake.requests]
-    assert ("POST", "/collections/docs_v1/snapshots?wait=true") in calls
-    assert ("DELETE", "/collections/docs_v1/snapshots/docs-snap.snapshot?wait=true") in calls  # no leftovers
+    assert manifest.files[0]["path"] == "native/collection.snapshot"
+    calls = qdrant_http.calls()
+    assert ("POST", "/collections/docs_v1/snapshots") in calls
+    assert qdrant_http.snapshots == {}, "the server copy of the snapshot is deleted"
 
-    fake.requests.clear()
-    report = server.restore(tmp_path / "native.tar", "docs_v2")
-    upload = next(r for r in fake.requests if "/snapshots/upload" in r.path)
-    assert upload.path == "/collections/docs_v2/snapshots/upload?wait=true&priority=snapshot"
-    assert upload.raw is not None and b"SNAPSHOT-BYTES" in upload.raw
-    assert upload.content_type.startswith("multipart/form-data; boundary=")
-    assert report.ok and report.restored == 2
+    qdrant_http.requests.clear()
+    report = server.restore(tmp_path / "native.tar.gz", "docs_v2")
+    upload = next(r for r in qdrant_http.requests if "/snapshots/upload" in r.path)
+    assert (
+        upload.path.startswith("/collections/docs_v2/snapshots/upload") and "priority=snapshot" in upload.path
+    )
+    assert upload.headers["Content-Type"].startswith("multipart/form-data; boundary=")
+    assert report.ok and report.restored == 30 and report.files_verified == 1
 
-    logical = server.backup("docs", tmp_path / "logical.tar", kind="logical")
-    assert logical.count == 2 and logical.embedder == "m"
-    fake.requests.clear()
-    server.restore(tmp_path / "logical.tar", "docs_v3")
-    upserts = [r for r in fake.requests if r.path == "/collections/docs_v3/points?wait=true"]
-    assert [p["id"] for p in upserts[0].body["points"]] == ["p1", "p2"]
-    assert upserts[0].body["points"][0]["vector"] == pytest.approx([0.6, 0.8, 0.0, 0.0])
+    logical = server.backup("docs", tmp_path / "logical.tar.gz", kind="logical")
+    assert logical.count == 30
+    server.restore(tmp_path / "logical.tar.gz", "docs_v3")
+    assert sorted(r.id for r in server.scroll("docs_v3")) == sorted(p.id for p in points(30))
+
+    # A server that loses a point while loading the snapshot: refused, and the new collection is dropped.
+    def lossy(record: Recorded) -> tuple[int, object] | None:
+        if "/snapshots/upload" not in record.path:
+            return None
+        answer = qdrant_http.handle(record, record.raw)
+        target = record.path.split("/")[2]
+        first = qdrant_http.local.scroll(target, limit=1)[0][0]
+        qdrant_http.local.delete(target, [first.id])
+        return answer
+
+    qdrant_http.fail = lossy
+    with pytest.raises(RestoreMismatchError, match="29 points"):
+        server.restore(tmp_path / "native.tar.gz", "docs_v4")
+    assert "docs_v4" not in server.list_collections()
+    qdrant_http.fail = None
+    assert server.restore(tmp_path / "native.tar.gz", "docs_v4").restored == 30
+    server.close()

@@ -1,37 +1,31 @@
-"""A Qdrant server (the platform's, from the stack outputs) over its REST API.
+"""A Qdrant server (the platform's, from the stack outputs) through the official ``qdrant-client``.
 
-``qdrant-client`` is not a dependency: its local mode is a numpy brute force and the server part
-is a thin REST wrapper, so this module speaks the documented REST API with the standard library.
-Requests are built by small pure methods and sent through an injectable transport, which is what
-the unit tests exercise; no server runs on the machine that builds this project.
-
-Every write passes ``wait=true``: the call returns once the update is applied and in the WAL,
+Every write passes ``wait=True``: the call returns once the update is applied and in the WAL,
 which is the acknowledgement the crash checks rely on. Alias switches send the delete and the
-create in one ``POST /collections/aliases`` request, which Qdrant applies atomically.
+create in one ``update_collection_aliases`` call, which Qdrant applies atomically.
 
 Native backups use Qdrant's collection snapshots: create on the server, download, delete the
-server copy; restore uploads the file into the new collection. In a distributed deployment a
-collection snapshot only holds the shards of the node that answered; use logical backups there.
+server copy; restore uploads the file into the new collection (``recover_from_uploaded_snapshot``
+of the client's REST API). ``qdrant-client`` parses every response body as JSON, so the snapshot
+*download* alone goes through :func:`download_snapshot`, a streamed GET with the same URL and
+API key. In a distributed deployment a collection snapshot only holds the shards of the node that
+answered; use logical backups there.
+
+The client is injectable: the tests run this store against ``QdrantClient(":memory:")`` (the
+client's local mode) and the snapshot paths against a recording HTTP server on 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from workloads.rag.stores.base import (
     PAYLOAD_INDEXES,
     BackupManifest,
+    BackupVerificationError,
     Condition,
     Filter,
     Hit,
@@ -46,50 +40,63 @@ from workloads.rag.stores.base import (
     write_backup,
 )
 
-
-@dataclass(frozen=True)
-class HttpRequest:
-    """One REST call: method, path with query string, JSON body (or raw bytes), extra headers."""
-
-    method: str
-    path: str
-    body: Any = None
-    raw: bytes | None = None
-    content_type: str = "application/json"
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+    from qdrant_client.http import models
 
 
-Transport = Callable[[HttpRequest], tuple[int, bytes]]
-"""Sends a request, returns ``(status, body)``."""
-
-
-def rest_filter(filter_: Filter | None) -> dict[str, Any] | None:
-    """Translate a :class:`Filter` into Qdrant's JSON filter."""
+def qdrant_filter(filter_: Filter | None) -> models.Filter | None:
+    """Translate a :class:`Filter` into a ``qdrant_client`` filter (``None`` for no filter)."""
     if not filter_:
         return None
+    from qdrant_client.http import models
 
-    def condition(cond: Condition) -> dict[str, Any]:
+    def condition(cond: Condition) -> models.FieldCondition:
         if isinstance(cond, Match):
-            return {"key": cond.field, "match": {"value": cond.value}}
+            return models.FieldCondition(key=cond.field, match=models.MatchValue(value=cond.value))
         if isinstance(cond, MatchAny):
-            return {"key": cond.field, "match": {"any": list(cond.values)}}
-        return {"key": cond.field, "range": cond.bounds()}
+            return models.FieldCondition(key=cond.field, match=models.MatchAny(any=list(cond.values)))  # type: ignore[arg-type]
+        return models.FieldCondition(key=cond.field, range=models.Range(**cond.bounds()))
 
-    out: dict[str, Any] = {}
-    if filter_.must:
-        out["must"] = [condition(c) for c in filter_.must]
-    if filter_.must_not:
-        out["must_not"] = [condition(c) for c in filter_.must_not]
-    return out
+    return models.Filter(
+        must=[condition(c) for c in filter_.must] or None,  # type: ignore[arg-type]
+        must_not=[condition(c) for c in filter_.must_not] or None,  # type: ignore[arg-type]
+    )
+
+
+def download_snapshot(url: str, api_key: str | None, path: str, target: Path, timeout: float = 3600.0) -> int:
+    """Stream ``GET {url}{path}`` (a snapshot file) to ``target``; return the bytes written.
+
+    ``qdrant-client``'s ``get_snapshot`` parses the body as JSON, so it cannot download a snapshot.
+
+    Raises:
+        StoreError: On a non-200 status or a connection failure.
+    """
+    import httpx
+
+    headers = {"api-key": api_key} if api_key else {}
+    written = 0
+    try:
+        with httpx.stream("GET", url.rstrip("/") + path, headers=headers, timeout=timeout) as response:
+            if response.status_code != 200:
+                raise StoreError(f"snapshot download {path} -> HTTP {response.status_code}")
+            with target.open("wb") as out:
+                for chunk in response.iter_bytes(1 << 20):
+                    out.write(chunk)
+                    written += len(chunk)
+    except httpx.HTTPError as exc:
+        raise StoreError(f"cannot download {path} from {url}: {exc}") from None
+    return written
 
 
 class QdrantServerStore(VectorStore):
-    """Vector store on a Qdrant server's REST API.
+    """Vector store on a Qdrant server, through ``qdrant-client``.
 
     Args:
         url: Base URL, e.g. ``http://qdrant.qdrant.svc:6333``.
-        api_key: API key (sent as ``api-key``), if the server requires one.
+        api_key: API key, if the server requires one.
         timeout: Seconds per request.
-        transport: Replaces HTTP (tests); defaults to ``urllib``.
+        client: A ready client (tests pass ``QdrantClient(":memory:")``); built from ``url`` otherwise.
         replication_factor: Copies of each shard for new collections; ``None`` keeps the server's
             default (the platform sets it from ``vectordb.qdrant.replicationFactor``).
         shard_number: Shards of new collections; ``None`` keeps the server's default.
@@ -104,14 +111,15 @@ class QdrantServerStore(VectorStore):
         *,
         api_key: str | None = None,
         timeout: float = 60.0,
-        transport: Transport | None = None,
+        client: QdrantClient | None = None,
         replication_factor: int | None = None,
         shard_number: int | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._api_key = api_key
         self.timeout = timeout
-        self._transport = transport or self._urllib
+        self._client_obj = client
+        self._owns_client = client is None
         self.replication_factor = replication_factor
         self.shard_number = shard_number
 
@@ -119,256 +127,233 @@ class QdrantServerStore(VectorStore):
         """The server URL."""
         return f"qdrant-server at {self.url}"
 
-    # --- transport ---------------------------------------------------------------------------
+    @property
+    def client(self) -> QdrantClient:
+        """The ``qdrant-client`` instance (built on first use)."""
+        if self._client_obj is None:
+            from qdrant_client import QdrantClient
 
-    def _urllib(self, request: HttpRequest) -> tuple[int, bytes]:
-        headers = {"Accept": "application/json"}
-        if self._api_key:
-            headers["api-key"] = self._api_key
-        data = (
-            request.raw
-            if request.raw is not None
-            else (json.dumps(request.body).encode() if request.body is not None else None)
-        )
-        if data is not None:
-            headers["Content-Type"] = request.content_type
-        req = urllib.request.Request(
-            self.url + request.path, data=data, headers=headers, method=request.method
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as response:  # noqa: S310
-                return response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-        except urllib.error.URLError as exc:
-            raise StoreError(f"cannot reach {self.describe()}: {exc.reason}") from exc
-
-    def _call(self, request: HttpRequest, *, ok: tuple[int, ...] = (200,)) -> Any:
-        status, body = self._transport(request)
-        if status not in ok:
-            detail = body[:500].decode(errors="replace")
-            raise StoreError(f"qdrant {request.method} {request.path} -> HTTP {status}: {detail}")
-        if not body:
-            return None
-        try:
-            return json.loads(body).get("result")
-        except (json.JSONDecodeError, AttributeError):
-            return body
-
-    @staticmethod
-    def _quote(name: str) -> str:
-        return urllib.parse.quote(name, safe="")
-
-    # --- request builders (pure) -------------------------------------------------------------
-
-    def create_requests(self, name: str, dim: int) -> list[HttpRequest]:
-        """Requests that create a collection and its payload indexes."""
-        collection = self._quote(name)
-        body: dict[str, Any] = {"vectors": {"size": dim, "distance": "Cosine"}}
-        if self.replication_factor is not None:
-            body["replication_factor"] = self.replication_factor
-        if self.shard_number is not None:
-            body["shard_number"] = self.shard_number
-        indexes = [
-            HttpRequest(
-                "PUT",
-                f"/collections/{collection}/index?wait=true",
-                {"field_name": field, "field_schema": schema},
+            self._client_obj = QdrantClient(
+                url=self.url, api_key=self._api_key, timeout=int(self.timeout), prefer_grpc=False
             )
-            for field, schema in PAYLOAD_INDEXES
-        ]
-        return [HttpRequest("PUT", f"/collections/{collection}", body), *indexes]
+        return self._client_obj
 
-    @staticmethod
-    def upsert_request(collection: str, points: Sequence[Point]) -> HttpRequest:
-        """The upsert call (``wait=true``: acknowledged when applied)."""
-        body = {
-            "points": [
-                {"id": p.id, "vector": as_floats(p.vector), "payload": dict(p.payload)} for p in points
-            ]
-        }
-        return HttpRequest(
-            "PUT", f"/collections/{QdrantServerStore._quote(collection)}/points?wait=true", body
-        )
+    def _do(self, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a client call, turning its errors into :class:`StoreError` naming the server."""
+        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-    @staticmethod
-    def search_request(
-        collection: str, vector: Sequence[float] | np.ndarray, limit: int, filter_: Filter | None
-    ) -> HttpRequest:
-        """The universal query call for a nearest-neighbour search."""
-        body: dict[str, Any] = {
-            "query": as_floats(vector),
-            "limit": limit,
-            "with_payload": True,
-            "with_vector": False,
-        }
-        rest = rest_filter(filter_)
-        if rest:
-            body["filter"] = rest
-        return HttpRequest("POST", f"/collections/{QdrantServerStore._quote(collection)}/points/query", body)
-
-    @staticmethod
-    def alias_request(alias: str, collection: str, *, exists: bool) -> HttpRequest:
-        """One atomic alias update: drop the old binding (if any) and create the new one."""
-        actions: list[dict[str, Any]] = []
-        if exists:
-            actions.append({"delete_alias": {"alias_name": alias}})
-        actions.append({"create_alias": {"collection_name": collection, "alias_name": alias}})
-        return HttpRequest("POST", "/collections/aliases?wait=true", {"actions": actions})
+        try:
+            return call(*args, **kwargs)
+        except UnexpectedResponse as exc:
+            detail = exc.content[:500].decode(errors="replace") if exc.content else exc.reason_phrase
+            raise StoreError(f"qdrant {what} -> HTTP {exc.status_code}: {detail}") from None
+        except ResponseHandlingException as exc:
+            raise StoreError(f"cannot reach {self.describe()} ({what}): {exc}") from None
+        except (ValueError, KeyError) as exc:  # local mode raises these for unknown collections
+            raise StoreError(f"qdrant {what}: {exc}") from None
 
     # --- collections -------------------------------------------------------------------------
 
     def create_collection(self, name: str, dim: int) -> None:
         """Create a collection with cosine vectors and payload indexes."""
+        from qdrant_client.http import models
+
         check_collection_name(name)
         if self.has_collection(name):
             raise StoreError(f"collection {name!r} already exists in {self.describe()}")
-        for request in self.create_requests(name, dim):
-            self._call(request)
+        self._do(
+            f"create collection {name}",
+            self.client.create_collection,
+            name,
+            vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
+            replication_factor=self.replication_factor,
+            shard_number=self.shard_number,
+        )
+        schemas = {"keyword": models.PayloadSchemaType.KEYWORD, "integer": models.PayloadSchemaType.INTEGER}
+        for field, schema in PAYLOAD_INDEXES:
+            self._do(
+                f"index {name}.{field}",
+                self.client.create_payload_index,
+                name,
+                field_name=field,
+                field_schema=schemas[schema],
+                wait=True,
+            )
 
     def drop_collection(self, name: str) -> None:
         """Delete a collection (its aliases go with it on the server)."""
-        self._call(HttpRequest("DELETE", f"/collections/{self._quote(name)}"), ok=(200, 404))
+        if self.has_collection(name):
+            self._do(f"delete collection {name}", self.client.delete_collection, name)
 
     def list_collections(self) -> list[str]:
         """Collection names."""
-        result = self._call(HttpRequest("GET", "/collections"))
-        return sorted(c["name"] for c in result.get("collections", []))
+        result = self._do("list collections", self.client.get_collections)
+        return sorted(c.name for c in result.collections)
 
     def collection_dim(self, name: str) -> int:
         """Dimension from the collection's config."""
-        info = self._call(HttpRequest("GET", f"/collections/{self._quote(name)}"))
-        vectors = info["config"]["params"]["vectors"]
-        return int(vectors["size"] if "size" in vectors else vectors[""]["size"])
+        info = self._do(f"get collection {name}", self.client.get_collection, self._physical(name))
+        vectors = info.config.params.vectors
+        if isinstance(vectors, dict):
+            vectors = vectors[""]
+        return int(vectors.size)
 
     # --- aliases -----------------------------------------------------------------------------
 
     def aliases(self) -> dict[str, str]:
         """Map of alias to collection."""
-        result = self._call(HttpRequest("GET", "/aliases"))
-        return {a["alias_name"]: a["collection_name"] for a in result.get("aliases", [])}
+        result = self._do("list aliases", self.client.get_aliases)
+        return {a.alias_name: a.collection_name for a in result.aliases}
 
     def set_alias(self, alias: str, collection: str) -> None:
         """Bind ``alias`` to ``collection`` in one atomic request."""
-        self._call(self.alias_request(alias, collection, exists=alias in self.aliases()))
+        from qdrant_client.http import models
+
+        actions: list[Any] = []
+        if alias in self.aliases():
+            actions.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+        actions.append(
+            models.CreateAliasOperation(
+                create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)
+            )
+        )
+        self._do(f"alias {alias} -> {collection}", self.client.update_collection_aliases, actions)
 
     def drop_alias(self, alias: str) -> None:
         """Remove an alias."""
+        from qdrant_client.http import models
+
         if alias in self.aliases():
-            self._call(
-                HttpRequest(
-                    "POST",
-                    "/collections/aliases?wait=true",
-                    {"actions": [{"delete_alias": {"alias_name": alias}}]},
-                )
+            self._do(
+                f"drop alias {alias}",
+                self.client.update_collection_aliases,
+                [models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))],
             )
 
     # --- points ------------------------------------------------------------------------------
 
     def _upsert(self, collection: str, points: Sequence[Point]) -> None:
         """Upsert points and wait for them to be applied."""
-        self._call(self.upsert_request(collection, points))
+        from qdrant_client.http import models
+
+        batch = [
+            models.PointStruct(id=p.id, vector=as_floats(p.vector), payload=dict(p.payload)) for p in points
+        ]
+        self._do(f"upsert into {collection}", self.client.upsert, collection, points=batch, wait=True)
 
     def _delete(self, collection: str, ids: list[str]) -> None:
         """Delete points by id."""
-        self._call(
-            HttpRequest(
-                "POST", f"/collections/{self._quote(collection)}/points/delete?wait=true", {"points": ids}
-            )
+        from qdrant_client.http import models
+
+        self._do(
+            f"delete from {collection}",
+            self.client.delete,
+            collection,
+            points_selector=models.PointIdsList(points=ids),  # type: ignore[arg-type]
+            wait=True,
         )
 
     @staticmethod
-    def _record(raw: dict[str, Any], with_vectors: bool) -> Record:
-        vector = raw.get("vector") if with_vectors else None
+    def _record(raw: Any, with_vectors: bool) -> Record:
+        vector = raw.vector if with_vectors else None
         if isinstance(vector, dict):
             vector = vector.get("")
-        return Record(
-            str(raw["id"]), dict(raw.get("payload") or {}), list(vector) if vector is not None else None
-        )
+        return Record(str(raw.id), dict(raw.payload or {}), list(vector) if vector is not None else None)
 
     def _retrieve(self, collection: str, ids: list[str], with_vectors: bool) -> list[Record]:
         """Read points by id."""
-        result = self._call(
-            HttpRequest(
-                "POST",
-                f"/collections/{self._quote(collection)}/points",
-                {"ids": ids, "with_payload": True, "with_vector": with_vectors},
-            )
+        found = self._do(
+            f"retrieve from {collection}",
+            self.client.retrieve,
+            collection,
+            ids=ids,
+            with_payload=True,
+            with_vectors=with_vectors,
         )
-        return [self._record(r, with_vectors) for r in result]
+        return [self._record(r, with_vectors) for r in found]
 
     def _scroll(
         self, collection: str, fields: Sequence[str] | None, with_vectors: bool, batch_size: int
     ) -> Iterator[Record]:
         """Page through every point."""
         offset: Any = None
+        payload: Any = True if fields is None else (list(fields) or False)
         while True:
-            body: dict[str, Any] = {
-                "limit": batch_size,
-                "with_payload": True if fields is None else list(fields),
-                "with_vector": with_vectors,
-            }
-            if offset is not None:
-                body["offset"] = offset
-            result = self._call(
-                HttpRequest("POST", f"/collections/{self._quote(collection)}/points/scroll", body)
+            records, offset = self._do(
+                f"scroll {collection}",
+                self.client.scroll,
+                collection,
+                limit=batch_size,
+                offset=offset,
+                with_payload=payload,
+                with_vectors=with_vectors,
             )
-            for raw in result.get("points", []):
+            for raw in records:
                 yield self._record(raw, with_vectors)
-            offset = result.get("next_page_offset")
             if offset is None:
                 return
 
     def count(self, collection: str) -> int:
         """Exact count."""
-        result = self._call(
-            HttpRequest("POST", f"/collections/{self._quote(collection)}/points/count", {"exact": True})
-        )
-        return int(result["count"])
+        return int(self._do(f"count {collection}", self.client.count, collection, exact=True).count)
 
     def _search(self, collection: str, vector: list[float], limit: int, filter_: Filter | None) -> list[Hit]:
         """Nearest neighbours through the universal query API."""
-        result = self._call(self.search_request(collection, vector, limit, filter_))
-        points = result.get("points", []) if isinstance(result, dict) else result
-        return [Hit(str(p["id"]), float(p["score"]), dict(p.get("payload") or {})) for p in points]
+        result = self._do(
+            f"query {collection}",
+            self.client.query_points,
+            collection,
+            query=vector,
+            limit=limit,
+            query_filter=qdrant_filter(filter_),
+            with_payload=True,
+            with_vectors=False,
+        )
+        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
 
     # --- native backups (server snapshots) ---------------------------------------------------
 
     def _native_backup(self, collection: str, archive: Path) -> BackupManifest:
-        name = self._quote(collection)
+        from urllib.parse import quote
+
         manifest = self._native_manifest(collection)
-        snapshot = self._call(HttpRequest("POST", f"/collections/{name}/snapshots?wait=true"))
-        snap_name = self._quote(snapshot["name"])
+        snapshot = self._do(f"snapshot {collection}", self.client.create_snapshot, collection, wait=True)
+        if snapshot is None:
+            raise StoreError(f"{self.describe()} created no snapshot of {collection!r}")
         try:
-            status, body = self._transport(HttpRequest("GET", f"/collections/{name}/snapshots/{snap_name}"))
-            if status != 200:
-                raise StoreError(f"snapshot download failed with HTTP {status}")
             with tempfile.TemporaryDirectory(prefix="mlp-backup-") as tmp:
                 local = Path(tmp) / "collection.snapshot"
-                local.write_bytes(body)
+                path = f"/collections/{quote(collection, safe='')}/snapshots/{quote(snapshot.name, safe='')}"
+                download_snapshot(self.url, self._api_key, path, local, self.timeout)
                 written = write_backup(archive, manifest, [("native/collection.snapshot", local)])
         finally:
-            self._call(
-                HttpRequest("DELETE", f"/collections/{name}/snapshots/{snap_name}?wait=true"), ok=(200, 404)
+            self._do(
+                f"delete snapshot {snapshot.name}",
+                self.client.delete_snapshot,
+                collection,
+                snapshot.name,
+                wait=True,
             )
         return written
 
     def _native_restore(self, staging: Path, manifest: BackupManifest, collection: str) -> None:
+        from qdrant_client.http import models
+
         snapshot = staging / "native" / "collection.snapshot"
         if not snapshot.is_file():
-            raise StoreError("the archive holds no Qdrant snapshot")
+            raise BackupVerificationError("the archive holds no Qdrant snapshot (native/collection.snapshot)")
         with snapshot.open("rb") as data:
-            boundary = uuid.uuid4().hex
-            head = (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="snapshot"; '
-                f'filename="collection.snapshot"\r\nContent-Type: application/octet-stream\r\n\r\n'
-            ).encode()
-            body = head + data.read() + f"\r\n--{boundary}--\r\n".encode()
-        self._call(
-            HttpRequest(
-                "POST",
-                f"/collections/{self._quote(collection)}/snapshots/upload?wait=true&priority=snapshot",
-                raw=body,
-                content_type=f"multipart/form-data; boundary={boundary}",
+            self._do(
+                f"upload snapshot into {collection}",
+                self.client.http.snapshots_api.recover_from_uploaded_snapshot,
+                collection_name=collection,
+                wait=True,
+                priority=models.SnapshotPriority.SNAPSHOT,
+                snapshot=data,
             )
-        )
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        if self._client_obj is not None and self._owns_client:
+            self._client_obj.close()
+            self._client_obj = None
