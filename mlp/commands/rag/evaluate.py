@@ -9,6 +9,7 @@ import click
 
 from .options import (
     AppOptions,
+    BadInput,
     CheckFailed,
     app_options,
     backend_option,
@@ -83,6 +84,8 @@ def eval_(
         cutoffs = tuple(sorted({int(x) for x in ks.split(",") if x.strip()}))
     except ValueError:
         raise click.BadParameter("expected comma-separated integers", param_hint="--k") from None
+    if questions_file is not None:
+        _check_question_file(questions_file)
     backends = parse_backends(backend)
     with errors(), app_options.open() as app:
         ingest_report = None
@@ -184,3 +187,12 @@ def bench(backend: str, out: Path | None, repeats: int, app_options: AppOptions,
             f"(search alone p50 {latency['search']['p50']:.2f} ms, p95 {latency['search']['p95']:.2f} ms)"
         )
     click.echo(f"Written: {path}")
+
+
+def _check_question_file(path: Path) -> None:
+    """Refuse a question set that is not a readable YAML mapping with a ``questions`` list (exit 2)."""
+    from stacks.files import load_yaml
+
+    data = load_yaml(path, what="question set")
+    if not isinstance(data.get("questions"), list):
+        raise BadInput(f"{path}: the question set needs a 'questions' list")
