@@ -170,3 +170,6 @@ def crd_local_name(upstream: str) -> str:
 
 
 MLPLATFORM_VERSION: Final = "0.1.0"
+DEFAULT_KUBERNETES_VERSION: Final = "1.33"
+"""Kubernetes minor a stack gets when its config names none (the cloud picks the patch level)."""
+

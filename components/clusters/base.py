@@ -27,6 +27,8 @@ EKS_SPOT_LABEL = "eks.amazonaws.com/capacityType"
 
 LABEL_PREFIX = "mlplatform.io"
 POOL_LABEL = f"{LABEL_PREFIX}/gpu-pool"
+NODE_POOL_LABEL = f"{LABEL_PREFIX}/pool"
+"""Names a node's non-GPU pool (``system`` on EKS), for platform pods that pin to it."""
 GPU_MODEL_LABEL = f"{LABEL_PREFIX}/gpu-model"
 CAPACITY_LABEL = f"{LABEL_PREFIX}/capacity"
 DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"

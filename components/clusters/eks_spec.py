@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from components.clusters.base import EKS_SPOT_LABEL, GpuPoolInfo, GpuPoolSpec, Taint
+from components.clusters.base import EKS_SPOT_LABEL, NODE_POOL_LABEL, GpuPoolInfo, GpuPoolSpec, Taint
 from components.clusters.pools import advertised_gpu_resources, eks_pool_taints, pool_info
 from components.clusters.tags import (
     NODE_TEMPLATE_PREFIX,
@@ -27,6 +27,8 @@ NatGateways = Literal["single", "per-zone"]
 ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 """The label Cluster Autoscaler's AWS provider uses to recognise GPU nodes that are not ready yet."""
 RESERVED_LABEL_PREFIXES = ("eks.amazonaws.com/", "kubernetes.io/", "k8s.io/")
+SYSTEM_NODE_GROUP = "system"
+"""Name (and pool label value) of the on-demand system node group."""
 """Labels EKS sets itself or refuses in a node group's ``labels``."""
 SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"
 AUTOSCALER_NAMESPACE = "kube-system"
@@ -204,7 +206,7 @@ def system_node_group_spec(group: EksSystemNodeGroup, *, kubernetes_version: str
             "max_size": group.max_size,
             "desired_size": group.desired_size,
         },
-        "labels": {"mlplatform.io/pool": "system"},
+        "labels": {NODE_POOL_LABEL: SYSTEM_NODE_GROUP},
         "update_config": {"max_unavailable": 1},
     }
 
@@ -262,5 +264,5 @@ def cluster_autoscaler_values(*, cluster_name: str, region: str, role_arn: Any) 
             "max-node-provision-time": "15m",
         },
         "priorityClassName": "system-cluster-critical",
-        "nodeSelector": {"mlplatform.io/pool": "system"},
+        "nodeSelector": {NODE_POOL_LABEL: SYSTEM_NODE_GROUP},
     }

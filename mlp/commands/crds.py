@@ -68,10 +68,11 @@ def fetch(dest: Path | None, base_url: str) -> None:
 @click.option("--crd-dir", type=click.Path(path_type=Path, file_okay=False), envvar="MLP_CRD_DIR")
 def list_crds(crd_dir: Path | None) -> None:
     """List the custom resource kinds the CRD directory can validate."""
+    from components.versions import DEFAULT_KUBERNETES_VERSION
     from stacks.plan.validate import Validator, default_crd_dir
 
     crd_dir = crd_dir or default_crd_dir()
-    validator = Validator("1.33", crd_dir)
+    validator = Validator(DEFAULT_KUBERNETES_VERSION, crd_dir)
     click.echo(f"{crd_dir}: {validator.crd_count} kinds")
     for api_version, kind, structural, source in validator.crd_kinds():
         state = "full" if structural else "no spec schema"

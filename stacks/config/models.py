@@ -11,13 +11,17 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from components.clusters.aks_spec import PLATFORM_POOL_NAME, SYSTEM_POOL_NAME
+from components.versions import DEFAULT_KUBERNETES_VERSION
+
 NAMESPACE = "mlplatform"
 SUPPORTED_K8S_MINORS = range(30, 36)
 """Kubernetes minor versions the platform is tested against (1.30–1.35)."""
 
 NVIDIA_AMI_TYPES = ("AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA", "AL2_x86_64_GPU")
 OPEN_CIDRS = ("0.0.0.0/0", "::/0")
-AKS_RESERVED_POOL_NAMES = frozenset({"system", "platform"})
+AKS_RESERVED_POOL_NAMES = frozenset({SYSTEM_POOL_NAME, PLATFORM_POOL_NAME})
+"""Names of the AKS cluster's own pools, which a GPU pool may not take."""
 
 
 class ConfigModel(BaseModel):
@@ -246,7 +250,9 @@ class PlatformConfig(ConfigModel):
     """Everything a stack's config says, validated."""
 
     target: Literal["dev", "aks", "eks"] = Field(description="Where the cluster runs.")
-    kubernetes_version: str = Field("1.33", description="Kubernetes minor version, e.g. 1.33.")
+    kubernetes_version: str = Field(
+        DEFAULT_KUBERNETES_VERSION, description="Kubernetes minor version, e.g. 1.33."
+    )
     cluster_name: str = Field(
         "mlplatform", pattern=r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$", description="Base name of the cluster."
     )

@@ -17,6 +17,8 @@ from typing import Any
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockResourceArgs
 
+from components.versions import DEFAULT_KUBERNETES_VERSION
+
 ACCOUNT_ID = "123456789012"
 AWS_REGION = "us-west-2"
 """Region of mocked AWS values (provider-level settings are not visible to the mocks)."""
@@ -260,7 +262,7 @@ def _aws_eks_cluster(args: MockResourceArgs) -> Mapping[str, Any]:
         "certificateAuthority": {"data": "bW9jaw=="},
         "identities": [{"oidcs": [{"issuer": issuer}]}],
         "status": "ACTIVE",
-        "version": args.inputs.get("version") or "1.33",
+        "version": args.inputs.get("version") or DEFAULT_KUBERNETES_VERSION,
     }
 
 

@@ -26,6 +26,8 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7, DRAFT202012
 
+from components.versions import DEFAULT_KUBERNETES_VERSION
+
 CRD_DIR_ENV = "MLP_CRD_DIR"
 Status = Literal["valid", "invalid", "unvalidated"]
 
@@ -279,7 +281,7 @@ def _api_document(path: str) -> tuple[dict[str, Any], str, str]:
 
 
 def validate_custom_resource(
-    obj: dict[str, Any], crd_dir: Path, kubernetes_version: str = "1.33"
+    obj: dict[str, Any], crd_dir: Path, kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
 ) -> list[str]:
     """Errors of one custom resource against its CRD or API schema; raises if it cannot be checked.
 
