@@ -63,7 +63,12 @@ CHARTS: Final[dict[str, ChartPin]] = {
     ),
     "cert-manager": ChartPin("cert-manager", "v1.21.1", "https://charts.jetstack.io", "v1.21.1"),
     "kserve-crd": ChartPin("oci://ghcr.io/kserve/charts/kserve-crd", "v0.20.0", "", "v0.20.0"),
-    "kserve": ChartPin("oci://ghcr.io/kserve/charts/kserve", "v0.20.0", "", "v0.20.0"),
+    # The controller chart has been called kserve-resources since KServe v0.17.
+    "kserve": ChartPin("oci://ghcr.io/kserve/charts/kserve-resources", "v0.20.0", "", "v0.20.0"),
+    "kserve-runtime-configs": ChartPin(
+        "oci://ghcr.io/kserve/charts/kserve-runtime-configs", "v0.20.0", "", "v0.20.0"
+    ),
+    "keda": ChartPin("keda", "2.20.2", "https://kedacore.github.io/charts", "2.20.2"),
     # Chart 2.4.16 ships controller v1.9.7; the platform runs v1.9.11 (IMAGES["argo-events"]), the
     # release of the CRDs and API schema the offline plan validates EventBus/EventSource/Sensor against.
     "argo-events": ChartPin("argo-events", "2.4.16", "https://argoproj.github.io/argo-helm", "v1.9.7"),
@@ -79,8 +84,22 @@ MANIFESTS: Final[dict[str, str]] = {
     "kubeflow-pipelines": "2.17.0",
     "katib": "v0.19.0",
     "knative-serving": "knative-v1.23.0",
+    "net-kourier": "knative-v1.23.0",
 }
 """Add-ons installed from upstream manifests rather than charts: release tags."""
+
+MANIFEST_REPOSITORIES: Final[dict[str, str]] = {
+    "knative-serving": "knative/serving",
+    "net-kourier": "knative-extensions/net-kourier",
+}
+"""GitHub repository whose releases publish each manifest bundle of ``MANIFESTS``."""
+
+
+def release_asset_url(name: str, asset: str) -> str:
+    """URL of one release asset (e.g. ``serving-core.yaml``) of the pinned release of ``name``."""
+    return f"https://github.com/{MANIFEST_REPOSITORIES[name]}/releases/download/{MANIFESTS[name]}/{asset}"
+
+
 
 IMAGES: Final[dict[str, ImagePin]] = {
     "cuda-sample": ImagePin("nvcr.io/nvidia/k8s/cuda-sample", "vectoradd-cuda12.5.0-ubuntu22.04"),
@@ -101,6 +120,7 @@ CRD_RELEASES: Final[dict[str, tuple[str, str]]] = {
     "gpu-operator": ("NVIDIA/gpu-operator", "v26.7.0"),
     "karpenter": ("aws/karpenter-provider-aws", "v1.14.1"),
     "katib": ("kubeflow/katib", "v0.19.0"),
+    "keda": ("kedacore/keda", "v2.20.2"),
     "knative-serving": ("knative/serving", "knative-v1.23.0"),
     "kserve": ("kserve/kserve", "v0.20.0"),
     "kubeflow-pipelines": ("kubeflow/pipelines", "2.17.0"),
@@ -132,6 +152,12 @@ CRD_SOURCES: Final[dict[str, list[str]]] = {
         "manifests/v1beta1/components/crd/suggestion.yaml",
         "manifests/v1beta1/components/crd/trial.yaml",
         "api/openapi-spec/swagger.json",
+    ],
+    "keda": [
+        "config/crd/bases/keda.sh_scaledobjects.yaml",
+        "config/crd/bases/keda.sh_scaledjobs.yaml",
+        "config/crd/bases/keda.sh_triggerauthentications.yaml",
+        "config/crd/bases/keda.sh_clustertriggerauthentications.yaml",
     ],
     "knative-serving": [
         "config/core/300-resources/service.yaml",

@@ -18,6 +18,7 @@ from stacks.config.models import (
     GpuPoolConfig,
     PlatformConfig,
 )
+from stacks.config.serving import check_serving
 
 
 def _check_cidrs(path: str, cidrs: list[str], issues: list[ConfigIssue]) -> None:
@@ -90,6 +91,8 @@ def cross_checks(
                 )
             names.add(pool.name)
             _check_pool(path, pool, target, issues)
+    if "serving" in present:
+        issues.extend(check_serving(cfg.serving))
     return issues
 
 

@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from stacks.config.serving import ServingConfig
+
 from components.clusters.aks_spec import PLATFORM_POOL_NAME, SYSTEM_POOL_NAME
 from components.versions import DEFAULT_KUBERNETES_VERSION
 
@@ -267,6 +269,7 @@ class PlatformConfig(ConfigModel):
     )
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Object storage (MinIO).")
     vectordb: VectorDbConfig = Field(default_factory=VectorDbConfig, description="Vector databases.")
+    serving: ServingConfig = Field(default_factory=ServingConfig, description="Model serving (KServe).")
 
     @property
     def kubernetes_minor(self) -> int:
