@@ -5,35 +5,33 @@ The scheduled snapshot job (``docs/vectordb-operations.md``) writes, per run::
     s3://<bucket>/<prefix>/<run-id>/node-<i>/<collection>/<snapshot-file>
     s3://<bucket>/<prefix>/<run-id>/manifest.json      # written last; lists every file + sha256
 
-This module reads those manifests, and restores a collection into a Qdrant server in one of two
-ways:
+This module reads those manifests, and restores a collection into a Qdrant server, through the
+official ``qdrant-client``, in one of two ways:
 
 * ``upload`` (default): download the file from S3 to a temporary file, check its sha256 against the
-  manifest, and stream it to ``POST /collections/{name}/snapshots/upload?priority=snapshot``. Works
-  wherever this process can reach both S3 and Qdrant (for example through port-forwards).
-* ``recover``: hand Qdrant a presigned S3 URL with ``PUT /collections/{name}/snapshots/recover``.
-  Nothing passes through this machine, but Qdrant itself must be able to reach the S3 endpoint
-  (run it with the in-cluster endpoint).
+  manifest, and upload it (Qdrant checks the checksum again). Works wherever this process can reach
+  both S3 and Qdrant (for example through port-forwards).
+* ``recover``: hand Qdrant a presigned S3 URL with the checksum. Nothing passes through this
+  machine, but Qdrant itself must be able to reach the S3 endpoint (run it with the in-cluster
+  endpoint).
 
-Either way the collection is replaced by the snapshot's contents (or created). A snapshot holds the
-shards local to the node that took it: restore node ``i``'s files into peer ``i``.
+Either way the snapshot goes into a *new* collection (``<collection>_<run-id>`` by default); its
+exact point count must equal the count the job recorded before taking the snapshot, and only then
+is an alias switched to it. A failed restore drops the new collection. A snapshot holds the shards
+local to the node that took it: restore node ``i``'s files into peer ``i``.
 
 Endpoints and credentials come from a stack's outputs (``stacks.outputs`` keys), overridable for
-port-forwards. Only the standard library and boto3 are used.
+port-forwards.
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -52,6 +50,10 @@ Progress = Callable[[int], None]
 
 class SnapshotError(RuntimeError):
     """A snapshot run or file could not be found, read or verified."""
+
+
+class RestoreVerificationError(SnapshotError):
+    """A snapshot file or the collection restored from it does not match the run's manifest."""
 
 
 class QdrantError(RuntimeError):
@@ -99,6 +101,14 @@ class SnapshotFile:
     key: str
     size: int
     sha256: str
+    points: int | None = None
+    """Exact point count recorded just before the snapshot (``None`` in runs that predate it)."""
+
+    @property
+    def run_id(self) -> str:
+        """The run the file belongs to (``<prefix>/<run-id>/node-<i>/<collection>/<file>``)."""
+        parts = self.key.split("/")
+        return parts[-4] if len(parts) >= 4 else ""
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,7 @@ def _run_from_manifest(run_id: str, manifest: dict[str, Any]) -> SnapshotRun:
                 key=str(s["key"]),
                 size=int(s["size"]),
                 sha256=str(s["sha256"]),
+                points=int(s["points"]) if s.get("points") is not None else None,
             )
             for s in manifest.get("snapshots", [])
         )
@@ -238,16 +249,16 @@ def find_run(runs: Sequence[SnapshotRun], run_id: str = "latest") -> SnapshotRun
 
 
 # ---------------------------------------------------------------------------------------------
-# Qdrant over REST
+# Qdrant, through the official client
 
 
-@dataclass(frozen=True)
-class QdrantHttp:
-    """A minimal Qdrant REST client for snapshot recovery.
+@dataclass
+class QdrantServer:
+    """The calls a restore needs, through ``qdrant-client``.
 
     Attributes:
         url: Base URL, e.g. ``http://localhost:6333``.
-        api_key: API key sent as the ``api-key`` header (empty for none).
+        api_key: API key (empty for none).
         timeout: Seconds per request (uploads of large snapshots need long ones).
 
     """
@@ -255,109 +266,83 @@ class QdrantHttp:
     url: str
     api_key: str = field(default="", repr=False)
     timeout: float = 3600.0
+    _client: Any = field(default=None, repr=False, compare=False)
 
-    def _headers(self) -> dict[str, str]:
-        return {"api-key": self.api_key} if self.api_key else {}
+    @property
+    def client(self) -> Any:
+        """The ``QdrantClient`` (built on first use)."""
+        if self._client is None:
+            from workloads.rag.stores.qdrant_server import make_client
 
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """Send a JSON request and return the response's ``result``.
+            self._client = make_client(self.url, self.api_key, self.timeout)
+        return self._client
 
-        Raises:
-            QdrantError: On a non-2xx status or a connection failure.
+    def _do(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-        """
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url.rstrip("/") + path, data=data, method=method)
-        for name, value in self._headers().items():
-            request.add_header(name, value)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
+        from workloads.rag.stores.base import StoreError
+
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                payload = json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            raise QdrantError(f"{method} {path}: HTTP {error.code} {_detail(error.read())}") from None
-        except (urllib.error.URLError, OSError) as error:
-            raise QdrantError(f"cannot reach Qdrant at {self.url}: {error}") from None
-        return payload.get("result")
+            return call(*args, **kwargs)
+        except UnexpectedResponse as error:
+            raise QdrantError(f"{what}: HTTP {error.status_code} {_detail(error.content or b'')}") from None
+        except (ResponseHandlingException, StoreError) as error:
+            raise QdrantError(f"cannot reach Qdrant at {self.url} ({what}): {error}") from None
 
     def collections(self) -> list[str]:
         """Names of the server's collections."""
-        result = self.request("GET", "/collections") or {}
-        return sorted(c["name"] for c in result.get("collections", []))
+        return sorted(c.name for c in self._do("list collections", self.client.get_collections).collections)
 
-    def points_count(self, collection: str) -> int | None:
-        """Points in ``collection`` (None when the server does not say)."""
-        result = self.request("GET", f"/collections/{_quote(collection)}") or {}
-        count = result.get("points_count")
-        return int(count) if count is not None else None
+    def aliases(self) -> dict[str, str]:
+        """Map of alias to collection."""
+        return {
+            a.alias_name: a.collection_name for a in self._do("list aliases", self.client.get_aliases).aliases
+        }
+
+    def points_count(self, collection: str) -> int:
+        """Exact point count of ``collection``."""
+        return int(self._do(f"count {collection}", self.client.count, collection, exact=True).count)
+
+    def drop(self, collection: str) -> None:
+        """Delete a collection (no-op when absent)."""
+        if collection in self.collections():
+            self._do(f"delete {collection}", self.client.delete_collection, collection)
+
+    def switch_alias(self, alias: str, collection: str) -> None:
+        """Point ``alias`` at ``collection`` in one atomic request."""
+        from qdrant_client.http import models
+
+        actions: list[Any] = []
+        if alias in self.aliases():
+            actions.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+        actions.append(
+            models.CreateAliasOperation(
+                create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)
+            )
+        )
+        self._do(f"alias {alias} -> {collection}", self.client.update_collection_aliases, actions)
 
     def recover(self, collection: str, location: str, checksum: str | None = None) -> None:
-        """Make Qdrant fetch a snapshot from ``location`` and replace ``collection`` with it."""
-        body: dict[str, Any] = {"location": location, "priority": "snapshot"}
-        if checksum:
-            body["checksum"] = checksum
-        self.request("PUT", f"/collections/{_quote(collection)}/snapshots/recover?wait=true", body)
+        """Make Qdrant fetch a snapshot from ``location`` into ``collection``."""
+        from qdrant_client.http import models
 
-    def upload(
-        self, collection: str, path: Path, checksum: str | None = None, progress: Progress | None = None
-    ) -> None:
-        """Stream a snapshot file to Qdrant and replace ``collection`` with it (multipart upload).
-
-        Raises:
-            QdrantError: When Qdrant rejects the snapshot or cannot be reached.
-
-        """
-        query = {"priority": "snapshot", "wait": "true"}
-        if checksum:
-            query["checksum"] = checksum
-        target = urllib.parse.urlsplit(self.url.rstrip("/"))
-        request_path = (
-            f"{target.path}/collections/{_quote(collection)}/snapshots/upload?{urllib.parse.urlencode(query)}"
+        self._do(
+            f"recover {collection}",
+            self.client.recover_snapshot,
+            collection,
+            location,
+            priority=models.SnapshotPriority.SNAPSHOT,
+            checksum=checksum,
+            wait=True,
         )
-        boundary = uuid.uuid4().hex
-        head = (
-            f"--{boundary}\r\n"
-            f'Content-Disposition: form-data; name="snapshot"; filename="{path.name}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
-        tail = f"\r\n--{boundary}--\r\n".encode()
-        length = len(head) + path.stat().st_size + len(tail)
 
-        def body() -> Iterator[bytes]:
-            yield head
-            with path.open("rb") as handle:
-                while chunk := handle.read(CHUNK):
-                    if progress:
-                        progress(len(chunk))
-                    yield chunk
-            yield tail
+    def upload(self, collection: str, path: Path, checksum: str | None = None) -> None:
+        """Upload a snapshot file into ``collection`` (Qdrant verifies ``checksum``)."""
+        from workloads.rag.stores.qdrant_server import upload_snapshot
 
-        connection_cls = (
-            http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
+        self._do(
+            f"snapshot upload for {collection!r}", upload_snapshot, self.client, collection, path, checksum
         )
-        connection = connection_cls(target.hostname or "localhost", target.port, timeout=self.timeout)
-        headers = {
-            **self._headers(),
-            "Content-Type": f"multipart/form-data; boundary={boundary}",
-            "Content-Length": str(length),
-        }
-        try:
-            connection.request("POST", request_path, body=body(), headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
-        except OSError as error:
-            raise QdrantError(f"cannot upload to Qdrant at {self.url}: {error}") from None
-        finally:
-            connection.close()
-        if response.status >= 300:
-            raise QdrantError(
-                f"snapshot upload for {collection!r}: HTTP {response.status} {_detail(payload)}"
-            )
-
-
-def _quote(name: str) -> str:
-    return urllib.parse.quote(name, safe="")
 
 
 def _detail(payload: bytes) -> str:
@@ -386,6 +371,8 @@ class RestoreResult:
     method: str
     seconds: float
     points: int | None
+    expected: int | None = None
+    alias: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``--json`` output."""
@@ -415,53 +402,95 @@ def download_verified(
     except botocore.exceptions.ClientError as error:
         raise SnapshotError(f"cannot download s3://{bucket}/{snapshot.key}: {error}") from None
     if digest.hexdigest() != snapshot.sha256:
-        raise SnapshotError(
+        raise RestoreVerificationError(
             f"s3://{bucket}/{snapshot.key} is corrupt: sha256 {digest.hexdigest()} != manifest {snapshot.sha256}"
         )
+
+
+def default_restore_name(snapshot: SnapshotFile) -> str:
+    """The new collection a snapshot restores into by default: ``<collection>_<run-id>``."""
+    return (
+        f"{snapshot.collection}_{snapshot.run_id.lower()}"
+        if snapshot.run_id
+        else f"{snapshot.collection}_restored"
+    )
 
 
 def restore_snapshot(
     s3: Any,
     bucket: str,
     snapshot: SnapshotFile,
-    qdrant: QdrantHttp,
+    qdrant: QdrantServer,
     *,
     restore_as: str | None = None,
+    alias: str | None = None,
     method: RestoreMethod = "upload",
     work_dir: Path | None = None,
     progress: Progress | None = None,
 ) -> RestoreResult:
-    """Restore one snapshot file into ``qdrant``, replacing (or creating) the collection.
+    """Restore one snapshot file into a new collection of ``qdrant``, verified, then switch ``alias``.
+
+    The file's sha256 is checked against the run's manifest (by this process on download, and
+    by Qdrant itself on upload or recover); the restored collection's exact count must equal the
+    count recorded when the snapshot was taken. Only then is ``alias`` pointed at it. On any
+    failure the new collection is dropped, so nothing is left behind and a retry starts clean.
 
     Args:
         s3: A boto3 S3 client.
         bucket: Bucket of the snapshot.
         snapshot: The file, from a run's manifest.
         qdrant: The server to restore into.
-        restore_as: Collection name to restore into (default: the snapshot's collection).
+        restore_as: New collection to create (default :func:`default_restore_name`); must not exist.
+        alias: Alias to point at the restored collection once verified (``None``: leave aliases).
         method: ``upload`` through this process, or ``recover`` from a presigned URL.
         work_dir: Where to stage the download (a temporary directory by default).
         progress: Called with byte counts as the file moves (download then upload).
 
     Raises:
-        SnapshotError: When the file is missing or corrupt.
-        QdrantError: When Qdrant rejects the snapshot.
+        SnapshotError: When the file is missing or corrupt, or the target collection exists.
+        RestoreVerificationError: When the restored count differs from the recorded one.
+        QdrantError: When Qdrant rejects the snapshot or cannot be reached.
 
     """
-    target = restore_as or snapshot.collection
-    started = time.monotonic()
-    if method == "recover":
-        url = s3.generate_presigned_url(
-            "get_object", Params={"Bucket": bucket, "Key": snapshot.key}, ExpiresIn=6 * 3600
-        )
-        qdrant.recover(target, url, checksum=snapshot.sha256)
-    elif method == "upload":
-        with tempfile.TemporaryDirectory(dir=work_dir, prefix="qdrant-restore-") as tmp:
-            local = Path(tmp) / snapshot.name
-            download_verified(s3, bucket, snapshot, local, progress)
-            qdrant.upload(target, local, checksum=snapshot.sha256, progress=progress)
-    else:
+    target = restore_as or default_restore_name(snapshot)
+    if method not in ("upload", "recover"):
         raise ValueError(f"method must be 'upload' or 'recover', got {method!r}")
+    existing = qdrant.collections()
+    if target in existing or target in qdrant.aliases():
+        raise SnapshotError(
+            f"collection {target!r} already exists in {qdrant.url}; restore into a new name (--as)"
+        )
+    if alias is not None and alias in existing:
+        raise SnapshotError(
+            f"{alias!r} is a collection, not an alias, in {qdrant.url}: an alias cannot take its name; "
+            "restore without switching and repoint clients, or drop it first"
+        )
+    started = time.monotonic()
+    try:
+        if method == "recover":
+            url = s3.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": snapshot.key}, ExpiresIn=6 * 3600
+            )
+            qdrant.recover(target, url, checksum=snapshot.sha256)
+        else:
+            with tempfile.TemporaryDirectory(dir=work_dir, prefix="qdrant-restore-") as tmp:
+                local = Path(tmp) / snapshot.name
+                download_verified(s3, bucket, snapshot, local, progress)
+                qdrant.upload(target, local, checksum=snapshot.sha256)
+        points = qdrant.points_count(target)
+        if snapshot.points is not None and points != snapshot.points:
+            raise RestoreVerificationError(
+                f"restored {target!r} holds {points} points, the snapshot run recorded {snapshot.points}: "
+                "the restore was rolled back"
+            )
+        if alias is not None:
+            qdrant.switch_alias(alias, target)
+    except BaseException:
+        try:
+            qdrant.drop(target)
+        except QdrantError:
+            pass
+        raise
     return RestoreResult(
         collection=snapshot.collection,
         restored_as=target,
@@ -470,7 +499,9 @@ def restore_snapshot(
         size=snapshot.size,
         method=method,
         seconds=round(time.monotonic() - started, 3),
-        points=qdrant.points_count(target),
+        points=points,
+        expected=snapshot.points,
+        alias=alias,
     )
 
 
@@ -525,9 +556,9 @@ class Connection:
     s3_access_key_id: str
     s3_secret_access_key: str = field(repr=False)
 
-    def qdrant(self, timeout: float = 3600.0) -> QdrantHttp:
+    def qdrant(self, timeout: float = 3600.0) -> QdrantServer:
         """A Qdrant client for this connection."""
-        return QdrantHttp(self.qdrant_url, self.qdrant_api_key, timeout)
+        return QdrantServer(self.qdrant_url, self.qdrant_api_key, timeout)
 
     def s3(self) -> Any:
         """A boto3 S3 client for this connection (path-style addressing, as MinIO needs)."""

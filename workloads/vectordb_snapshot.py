@@ -5,8 +5,8 @@ in the workload image, so nothing is installed at run time. What one run does (s
 ``docs/vectordb-operations.md``):
 
 1. for every Qdrant peer (a snapshot covers only the shards local to the node that takes it),
-   list collections with ``GET /collections``;
-2. for each collection, ``POST /collections/{name}/snapshots?wait=true``, stream the snapshot down
+   list collections (through the official ``qdrant-client``);
+2. for each collection, record its exact point count, create a snapshot, stream it down
    (hashing it), upload it to ``s3://<bucket>/<prefix>/<run-id>/node-<i>/<collection>/<file>``,
    and delete it from the node so snapshots do not pile up on the Qdrant volume;
 3. write ``<prefix>/<run-id>/manifest.json`` last: a run without a manifest is incomplete;
@@ -20,14 +20,10 @@ It is configured only through environment variables; credentials reach it only t
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -49,50 +45,43 @@ def env(name: str, default: str | None = None) -> str:
 
 
 class QdrantPeer:
-    """The few Qdrant REST calls a snapshot run needs, against one peer."""
+    """The calls a snapshot run needs against one peer, through the official ``qdrant-client``."""
 
     def __init__(self, url: str, api_key: str, timeout: float) -> None:
+        from workloads.rag.stores.qdrant_server import make_client
+
         self.url = url.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
-
-    def _open(self, method: str, path: str) -> Any:
-        request = urllib.request.Request(self.url + path, method=method)
-        if self.api_key:
-            request.add_header("api-key", self.api_key)
-        return urllib.request.urlopen(request, timeout=self.timeout)  # noqa: S310 - cluster-internal URL
-
-    def _json(self, method: str, path: str) -> Any:
-        with self._open(method, path) as response:
-            return json.loads(response.read() or b"{}")
+        self.client = make_client(self.url, api_key, timeout)
 
     def collections(self) -> list[str]:
         """Names of the peer's collections, sorted."""
-        return sorted(c["name"] for c in self._json("GET", "/collections")["result"]["collections"])
+        return sorted(c.name for c in self.client.get_collections().collections)
+
+    def count(self, collection: str) -> int:
+        """Exact point count of ``collection`` on this peer (recorded so a restore can check it)."""
+        return int(self.client.count(collection, exact=True).count)
 
     def create_snapshot(self, collection: str) -> dict[str, Any]:
         """Take a snapshot of ``collection`` on this peer and return its description."""
-        name = urllib.parse.quote(collection, safe="")
-        result: dict[str, Any] = self._json("POST", f"/collections/{name}/snapshots?wait=true")["result"]
-        return result
+        info = self.client.create_snapshot(collection, wait=True)
+        if info is None:
+            raise RuntimeError(f"Qdrant created no snapshot of {collection!r}")
+        return {"name": info.name, "size": info.size, "checksum": info.checksum}
 
     def download(self, collection: str, snapshot: str, path: Path) -> tuple[str, int]:
         """Stream a snapshot to ``path``; returns its sha256 and size."""
-        name = urllib.parse.quote(collection, safe="")
-        digest = hashlib.sha256()
-        size = 0
-        url_path = f"/collections/{name}/snapshots/{urllib.parse.quote(snapshot)}"
-        with self._open("GET", url_path) as src, path.open("wb") as dst:
-            while chunk := src.read(CHUNK):
-                digest.update(chunk)
-                dst.write(chunk)
-                size += len(chunk)
-        return digest.hexdigest(), size
+        from workloads.rag.stores.qdrant_server import download_snapshot, snapshot_path
+
+        size, sha256 = download_snapshot(
+            self.url, self.api_key, snapshot_path(collection, snapshot), path, self.timeout
+        )
+        return sha256, size
 
     def delete_snapshot(self, collection: str, snapshot: str) -> None:
         """Delete a snapshot from the peer's volume."""
-        name = urllib.parse.quote(collection, safe="")
-        self._json("DELETE", f"/collections/{name}/snapshots/{urllib.parse.quote(snapshot)}?wait=true")
+        self.client.delete_snapshot(collection, snapshot, wait=True)
 
 
 def s3_client() -> Any:
@@ -169,13 +158,14 @@ def snapshot_peer(
     """Snapshot every collection of one peer into the run; failures are recorded, not raised."""
     try:
         collections = peer.collections()
-    except (urllib.error.URLError, OSError, ValueError, KeyError) as error:
+    except Exception as error:  # noqa: BLE001 - an unreachable peer is recorded, the others go on
         manifest["failures"].append({"node": index, "collection": None, "error": str(error)})
         log("node_failed", node=index, url=peer.url, error=str(error))
         return
     for collection in collections:
         began = time.monotonic()
         try:
+            points = peer.count(collection)
             info = peer.create_snapshot(collection)
             local = work_dir / info["name"]
             sha256, size = peer.download(collection, info["name"], local)
@@ -195,6 +185,7 @@ def snapshot_peer(
                 "key": key,
                 "size": size,
                 "sha256": sha256,
+                "points": points,
             }
         )
         log(

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from mlp.common import BadInput, Failed, NotFound, emit_json, json_option, target_options
+from mlp.common import BadInput, CheckFailed, Failed, NotFound, emit_json, json_option, target_options
 from stacks import outputs as keys
 from workloads.target import TargetError, resolve_target
 
@@ -167,7 +167,17 @@ def list_snapshots(
 @click.option(
     "--node", type=int, help="Node whose snapshots to use; required when the run has several nodes."
 )
-@click.option("--as", "restore_as", help="Restore a single collection under this name instead of its own.")
+@click.option(
+    "--as",
+    "restore_as",
+    help="New collection for a single restored collection [default: <collection>_<run-id>].",
+)
+@click.option(
+    "--switch-alias/--no-switch-alias",
+    default=True,
+    show_default=True,
+    help="Point the alias named after the collection at the restored one once its count is verified.",
+)
 @click.option(
     "--method",
     type=click.Choice(["upload", "recover"]),
@@ -192,6 +202,7 @@ def restore(
     collections: tuple[str, ...],
     node: int | None,
     restore_as: str | None,
+    switch_alias: bool,
     method: str,
     qdrant_url: str | None,
     api_key: str | None,
@@ -201,12 +212,14 @@ def restore(
 ) -> None:
     """Restore Qdrant collections from a snapshot run.
 
-    Each restored collection replaces (or creates) the collection of the same name, or the one
-    named by --as. With several Qdrant peers, every node has its own snapshot of its local shards: restore each
+    Each snapshot goes into a new collection (<collection>_<run-id>, or --as), never over an
+    existing one; its exact point count must match the count the snapshot job recorded, and only
+    then is the alias named after the collection switched to it (--no-switch-alias leaves
+    aliases alone). A failed restore drops the new collection. With several Qdrant peers, every node has its own snapshot of its local shards: restore each
     node with --node N into peer N (--qdrant-url of that pod).
 
-    Exit codes: 0 restored, 1 failed (unreachable, corrupt file, rejected by Qdrant),
-    2 bad usage, 4 no such run or collection.
+    Exit codes: 0 restored, 1 failed (unreachable, rejected by Qdrant), 2 bad usage,
+    3 verification failed (corrupt file, count mismatch; rolled back), 4 no such run or collection.
     """
     from workloads import vectordb_ops as ops
 
@@ -228,7 +241,8 @@ def restore(
     plan = [
         {
             "collection": f.collection,
-            "restore_as": restore_as or f.collection,
+            "restore_as": restore_as or ops.default_restore_name(f),
+            "alias": f.collection if switch_alias else None,
             "node": f.node,
             "key": f.key,
             "size": f.size,
@@ -247,7 +261,7 @@ def restore(
         return
     if not yes:
         names = ", ".join(item["restore_as"] for item in plan)
-        click.confirm(f"Replace {names} in {conn.qdrant_url} with run {run.run_id}?", abort=True, err=True)
+        click.confirm(f"Restore {names} into {conn.qdrant_url} from run {run.run_id}?", abort=True, err=True)
 
     qdrant = conn.qdrant()
     chosen: ops.RestoreMethod = "recover" if method == "recover" else "upload"
@@ -257,7 +271,13 @@ def restore(
             for snapshot in files:
                 results.append(
                     ops.restore_snapshot(
-                        s3, location.bucket, snapshot, qdrant, restore_as=restore_as, method=chosen
+                        s3,
+                        location.bucket,
+                        snapshot,
+                        qdrant,
+                        restore_as=restore_as,
+                        alias=snapshot.collection if switch_alias else None,
+                        method=chosen,
                     )
                 )
         else:
@@ -277,11 +297,14 @@ def restore(
                         snapshot,
                         qdrant,
                         restore_as=restore_as,
+                        alias=snapshot.collection if switch_alias else None,
                         method=chosen,
                         progress=lambda n, task=task: bar.advance(task, n),
                     )
                     bar.update(task, completed=snapshot.size * moves)
                     results.append(result)
+    except ops.RestoreVerificationError as error:
+        raise CheckFailed(str(error)) from None
     except (ops.SnapshotError, ops.QdrantError) as error:
         raise Failed(str(error)) from None
 

@@ -10,25 +10,22 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import itertools
 import json
 import os
 import subprocess
 import sys
-import threading
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from click.testing import CliRunner
+from qdrant_client.http import models
 
 from components.vectordb import snapshot as snapshot_job
 from stacks import outputs as keys
+from tests.workloads.qdrant_fake import FakeQdrantServer, Recorded
 from workloads import vectordb_ops as ops
 
 API_KEY = "test-api-key-0123456789"
@@ -41,119 +38,47 @@ pytestmark = pytest.mark.timeout(120)
 
 
 # ---------------------------------------------------------------------------------------------
-# A fake Qdrant
+# A fake Qdrant: qdrant-client's local mode behind real HTTP on 127.0.0.1 (tests/workloads/qdrant_fake.py)
 
 
-class FakeQdrant:
-    """An in-memory Qdrant speaking the snapshot REST API on 127.0.0.1."""
+def FakeQdrant(
+    collections: dict[str, list[dict[str, Any]]] | None = None, api_key: str = API_KEY
+) -> FakeQdrantServer:  # noqa: N802
+    """A fake Qdrant holding ``collections`` (points as ``{id, vector, payload}``)."""
+    fake = FakeQdrantServer(api_key=api_key)
+    for name, pts in (collections or {}).items():
+        fake.local.create_collection(name, models.VectorParams(size=2, distance=models.Distance.COSINE))
+        fake.local.upsert(name, [models.PointStruct(**p) for p in pts])
+    return fake
 
-    def __init__(
-        self, collections: dict[str, list[dict[str, Any]]] | None = None, api_key: str = API_KEY
-    ) -> None:
-        self.collections = {name: list(points) for name, points in (collections or {}).items()}
-        self.snapshots: dict[tuple[str, str], bytes] = {}
-        self.api_key = api_key
-        self.fail_snapshot: set[str] = set()
-        self.requests: list[tuple[str, str]] = []
-        self._counter = itertools.count(1)
-        fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+def contents(fake: FakeQdrantServer) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """Every collection's ``(id, payload)`` pairs, sorted by id."""
+    out = {}
+    for c in fake.local.get_collections().collections:
+        records, _ = fake.local.scroll(c.name, limit=10_000, with_payload=True)
+        out[c.name] = sorted((int(r.id), dict(r.payload or {})) for r in records)
+    return out
 
-            def _send(self, status: int, payload: Any = None, raw: bytes | None = None) -> None:
-                body = raw if raw is not None else json.dumps(payload or {"status": "ok"}).encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
 
-            def _route(self, method: str) -> None:
-                url = urllib.parse.urlsplit(self.path)
-                query = dict(urllib.parse.parse_qsl(url.query))
-                parts = [urllib.parse.unquote(p) for p in url.path.strip("/").split("/")]
-                fake.requests.append((method, url.path))
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                if self.headers.get("api-key") != fake.api_key:
-                    return self._send(403, {"status": {"error": "Invalid api-key"}})
-                try:
-                    status, payload, raw = fake.handle(method, parts, query, body, self.headers)
-                except KeyError as error:
-                    return self._send(404, {"status": {"error": f"Not found: {error}"}})
-                self._send(status, payload, raw)
+def fail_snapshots_of(fake: FakeQdrantServer, *names: str) -> None:
+    """Make snapshot creation of these collections fail with HTTP 500."""
 
-            def do_GET(self) -> None:  # noqa: N802
-                self._route("GET")
+    def fail(record: Recorded) -> tuple[int, Any] | None:
+        path = record.path.split("?")[0]
+        if record.method == "POST" and any(path == f"/collections/{n}/snapshots" for n in names):
+            return 500, {"status": {"error": "disk full"}}
+        return None
 
-            def do_POST(self) -> None:  # noqa: N802
-                self._route("POST")
-
-            def do_PUT(self) -> None:  # noqa: N802
-                self._route("PUT")
-
-            def do_DELETE(self) -> None:  # noqa: N802
-                self._route("DELETE")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeQdrant:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def _load(self, collection: str, data: bytes, checksum: str | None) -> tuple[int, Any, None]:
-        if checksum and hashlib.sha256(data).hexdigest() != checksum:
-            return 400, {"status": {"error": "Snapshot checksum mismatch"}}, None
-        self.collections[collection] = json.loads(data)["points"]
-        return 200, {"result": True, "status": "ok"}, None
-
-    def handle(self, method: str, parts: list[str], query: dict[str, str], body: bytes, headers: Any) -> Any:
-        if parts == ["collections"] and method == "GET":
-            return 200, {"result": {"collections": [{"name": n} for n in sorted(self.collections)]}}, None
-        if len(parts) == 2 and method == "GET":
-            return 200, {"result": {"status": "green", "points_count": len(self.collections[parts[1]])}}, None
-        name = parts[1]
-        if parts[2:] == ["snapshots"] and method == "POST":
-            if name in self.fail_snapshot:
-                return 500, {"status": {"error": "disk full"}}, None
-            data = json.dumps({"collection": name, "points": self.collections[name]}).encode()
-            snap = f"{name}-{next(self._counter)}.snapshot"
-            self.snapshots[(name, snap)] = data
-            return (
-                200,
-                {"result": {"name": snap, "size": len(data), "checksum": hashlib.sha256(data).hexdigest()}},
-                None,
-            )
-        if parts[2] == "snapshots" and len(parts) == 4 and parts[3] not in ("upload", "recover"):
-            if method == "GET":
-                return 200, None, self.snapshots[(name, parts[3])]
-            if method == "DELETE":
-                del self.snapshots[(name, parts[3])]
-                return 200, {"result": True}, None
-        if parts[2:] == ["snapshots", "upload"] and method == "POST":
-            assert query.get("priority") == "snapshot"
-            boundary = headers["Content-Type"].split("boundary=")[1].encode()
-            part = body.split(b"--" + boundary)[1]
-            data = part.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n", 1)[0]
-            return self._load(name, data, query.get("checksum"))
-        if parts[2:] == ["snapshots", "recover"] and method == "PUT":
-            request = json.loads(body)
-            assert request["priority"] == "snapshot"
-            with urllib.request.urlopen(request["location"], timeout=30) as response:
-                data = response.read()
-            return self._load(name, data, request.get("checksum"))
-        raise KeyError("/".join(parts))
+    fake.fail = fail
 
 
 def points(n: int, tag: str) -> list[dict[str, Any]]:
     return [{"id": i, "vector": [i * 0.5, 1.0], "payload": {"tag": tag}} for i in range(n)]
+
+
+def stored(pts: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    return [(p["id"], p["payload"]) for p in pts]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,19 +164,63 @@ def test_backup_then_restore_round_trip(s3_endpoint: str, s3: Any, tmp_path: Pat
         assert hashlib.sha256(body).hexdigest() == file.sha256 and len(body) == file.size
     assert events[-1]["event"] == "run_finished" and events[-1]["status"] == "complete"
 
-    with FakeQdrant({"docs": points(1, "stale")}) as target:
-        qdrant = ops.QdrantHttp(target.url, API_KEY, timeout=30)
+    assert [f.points for f in run.snapshots] == [5, 3], "the job records each collection's count"
+
+    with FakeQdrant({"docs_old": points(1, "stale")}) as target:
+        target.local.update_collection_aliases(
+            [
+                models.CreateAliasOperation(
+                    create_alias=models.CreateAlias(collection_name="docs_old", alias_name="docs")
+                )
+            ]
+        )
+        qdrant = ops.QdrantServer(target.url, API_KEY, timeout=30)
         results = [
-            ops.restore_snapshot(s3, BUCKET, f, qdrant, work_dir=tmp_path) for f in ops.plan_restore(run)
+            ops.restore_snapshot(s3, BUCKET, f, qdrant, alias=f.collection, work_dir=tmp_path)
+            for f in ops.plan_restore(run)
         ]
-        assert target.collections["docs"] == points(5, "d"), "the stale collection is replaced"
-        assert target.collections["faq"] == points(3, "f"), "a missing collection is created"
-        assert {r.collection: r.points for r in results} == {"docs": 5, "faq": 3}
+        new = {r.collection: r.restored_as for r in results}
+        assert new == {"docs": f"docs_{run.run_id.lower()}", "faq": f"faq_{run.run_id.lower()}"}
+        state = contents(target)
+        assert state[new["docs"]] == stored(points(5, "d")) and state[new["faq"]] == stored(points(3, "f"))
+        assert state["docs_old"] == stored(points(1, "stale")), "restores never overwrite a collection"
+        assert qdrant.aliases() == {"docs": new["docs"], "faq": new["faq"]}, (
+            "aliases switched after the check"
+        )
+        assert {r.collection: (r.points, r.expected) for r in results} == {"docs": (5, 5), "faq": (3, 3)}
+
+        with pytest.raises(ops.SnapshotError, match="already exists"):
+            ops.restore_snapshot(s3, BUCKET, run.files("faq")[0], qdrant, work_dir=tmp_path)
 
         recovered = ops.restore_snapshot(
             s3, BUCKET, run.files("faq")[0], qdrant, restore_as="faq-copy", method="recover"
         )
-        assert recovered.restored_as == "faq-copy" and target.collections["faq-copy"] == points(3, "f")
+        assert recovered.restored_as == "faq-copy" and contents(target)["faq-copy"] == stored(points(3, "f"))
+
+
+def test_a_restore_that_loses_points_is_rolled_back(s3_endpoint: str, s3: Any, tmp_path: Path) -> None:
+    with FakeQdrant({"docs": points(4, "d")}) as source:
+        assert run_snapshot_job(s3_endpoint, [source.url], tmp_path)[0] == 0
+    run = ops.list_runs(s3, ops.SnapshotsLocation(BUCKET, PREFIX))[0]
+    with FakeQdrant() as target:
+
+        def lossy(record: Recorded) -> tuple[int, Any] | None:
+            if "/snapshots/upload" not in record.path:
+                return None
+            answer = target.handle(record, record.raw)
+            target.local.delete(record.path.split("/")[2], [0])
+            return answer
+
+        target.fail = lossy
+        qdrant = ops.QdrantServer(target.url, API_KEY, timeout=30)
+        with pytest.raises(ops.RestoreVerificationError, match="holds 3 points, the snapshot run recorded 4"):
+            ops.restore_snapshot(s3, BUCKET, run.files("docs")[0], qdrant, alias="docs", work_dir=tmp_path)
+        assert contents(target) == {} and qdrant.aliases() == {}, "nothing is left behind"
+        target.fail = None
+        retried = ops.restore_snapshot(
+            s3, BUCKET, run.files("docs")[0], qdrant, alias="docs", work_dir=tmp_path
+        )
+        assert retried.points == 4 and qdrant.aliases() == {"docs": retried.restored_as}
 
 
 def test_job_snapshots_every_peer_and_reports_failures(s3_endpoint: str, s3: Any, tmp_path: Path) -> None:
@@ -259,7 +228,7 @@ def test_job_snapshots_every_peer_and_reports_failures(s3_endpoint: str, s3: Any
         FakeQdrant({"docs": points(4, "n0"), "bad": points(1, "x")}) as node0,
         FakeQdrant({"docs": points(2, "n1")}) as node1,
     ):
-        node0.fail_snapshot.add("bad")
+        fail_snapshots_of(node0, "bad")
         code, events = run_snapshot_job(s3_endpoint, [node0.url, node1.url], tmp_path)
 
     assert code == 1, "a failed collection fails the Job"
@@ -285,7 +254,7 @@ def test_retention_prunes_old_runs_but_keeps_newest_complete(
         assert run_snapshot_job(s3_endpoint, [qdrant.url], tmp_path, run_id=older)[0] == 0
         code, events = run_snapshot_job(s3_endpoint, [qdrant.url], tmp_path, run_id=old)
         assert code == 0 and events[-1]["pruned"] == [older]
-        qdrant.fail_snapshot.add("docs")
+        fail_snapshots_of(qdrant, "docs")
         code, events = run_snapshot_job(s3_endpoint, [qdrant.url], tmp_path)
 
     assert code == 1
@@ -303,11 +272,15 @@ def test_corrupt_snapshot_and_wrong_api_key_are_refused(s3_endpoint: str, s3: An
 
     with FakeQdrant() as target:
         with pytest.raises(ops.QdrantError, match="HTTP 403"):
-            ops.restore_snapshot(s3, BUCKET, file, ops.QdrantHttp(target.url, "wrong", 30), work_dir=tmp_path)
+            ops.restore_snapshot(
+                s3, BUCKET, file, ops.QdrantServer(target.url, "wrong", 30), work_dir=tmp_path
+            )
         s3.put_object(Bucket=BUCKET, Key=file.key, Body=b"tampered")
         with pytest.raises(ops.SnapshotError, match="corrupt"):
-            ops.restore_snapshot(s3, BUCKET, file, ops.QdrantHttp(target.url, API_KEY, 30), work_dir=tmp_path)
-        assert target.collections == {}
+            ops.restore_snapshot(
+                s3, BUCKET, file, ops.QdrantServer(target.url, API_KEY, 30), work_dir=tmp_path
+            )
+        assert contents(target) == {}
 
 
 def test_snapshots_location_and_run_lookup() -> None:
@@ -362,15 +335,16 @@ def test_cli_lists_and_restores_from_stack_outputs(s3_endpoint: str, s3: Any, tm
 
         dry = runner.invoke(vectordb, ["restore", *base, "--dry-run", "--json"])
         assert dry.exit_code == 0 and json.loads(dry.output)["plan"][0]["collection"] == "docs"
-        assert target.collections == {}
+        assert contents(target) == {}
 
         aborted = runner.invoke(vectordb, ["restore", *base], input="n\n")
-        assert aborted.exit_code == 1 and target.collections == {}
+        assert aborted.exit_code == 1 and contents(target) == {}
 
         done = runner.invoke(vectordb, ["restore", *base, "--yes", "--json"])
         assert done.exit_code == 0, done.output
-        assert json.loads(done.output)["restored"][0]["points"] == 6
-        assert target.collections["docs"] == points(6, "d")
+        restored = json.loads(done.output)["restored"][0]
+        assert restored["points"] == restored["expected"] == 6
+        assert contents(target)[restored["restored_as"]] == stored(points(6, "d"))
 
         human = runner.invoke(vectordb, ["restore", *base, "--yes", "--collection", "docs", "--as", "docs-2"])
         assert human.exit_code == 0, human.output

@@ -17,8 +17,9 @@ client's local mode) and the snapshot paths against a recording HTTP server on 1
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -64,10 +65,25 @@ def qdrant_filter(filter_: Filter | None) -> models.Filter | None:
     )
 
 
-def download_snapshot(url: str, api_key: str | None, path: str, target: Path, timeout: float = 3600.0) -> int:
-    """Stream ``GET {url}{path}`` (a snapshot file) to ``target``; return the bytes written.
+def make_client(url: str, api_key: str | None = None, timeout: float = 60.0) -> QdrantClient:
+    """A REST ``QdrantClient`` for ``url`` (the one way this project reaches a Qdrant server)."""
+    from qdrant_client import QdrantClient
 
-    ``qdrant-client``'s ``get_snapshot`` parses the body as JSON, so it cannot download a snapshot.
+    return QdrantClient(url=url, api_key=api_key or None, timeout=int(timeout), prefer_grpc=False)
+
+
+def download_snapshot(
+    url: str,
+    api_key: str | None,
+    path: str,
+    target: Path,
+    timeout: float = 3600.0,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, str]:
+    """Stream ``GET {url}{path}`` (a snapshot file) to ``target``; return its size and sha256.
+
+    ``qdrant-client``'s ``get_snapshot`` parses the body as JSON, so it cannot download a
+    snapshot; this is the one request made outside the client, with the same URL and API key.
 
     Raises:
         StoreError: On a non-200 status or a connection failure.
@@ -75,6 +91,7 @@ def download_snapshot(url: str, api_key: str | None, path: str, target: Path, ti
     import httpx
 
     headers = {"api-key": api_key} if api_key else {}
+    digest = hashlib.sha256()
     written = 0
     try:
         with httpx.stream("GET", url.rstrip("/") + path, headers=headers, timeout=timeout) as response:
@@ -83,10 +100,34 @@ def download_snapshot(url: str, api_key: str | None, path: str, target: Path, ti
             with target.open("wb") as out:
                 for chunk in response.iter_bytes(1 << 20):
                     out.write(chunk)
+                    digest.update(chunk)
                     written += len(chunk)
+                    if progress:
+                        progress(len(chunk))
     except httpx.HTTPError as exc:
         raise StoreError(f"cannot download {path} from {url}: {exc}") from None
-    return written
+    return written, digest.hexdigest()
+
+
+def snapshot_path(collection: str, snapshot: str) -> str:
+    """REST path of a collection snapshot file."""
+    from urllib.parse import quote
+
+    return f"/collections/{quote(collection, safe='')}/snapshots/{quote(snapshot, safe='')}"
+
+
+def upload_snapshot(client: QdrantClient, collection: str, path: Path, checksum: str | None = None) -> None:
+    """Upload a snapshot file into ``collection`` (created or replaced), Qdrant checking ``checksum``."""
+    from qdrant_client.http import models
+
+    with path.open("rb") as data:
+        client.http.snapshots_api.recover_from_uploaded_snapshot(
+            collection_name=collection,
+            wait=True,
+            priority=models.SnapshotPriority.SNAPSHOT,
+            checksum=checksum,
+            snapshot=data,
+        )
 
 
 class QdrantServerStore(VectorStore):
@@ -131,11 +172,7 @@ class QdrantServerStore(VectorStore):
     def client(self) -> QdrantClient:
         """The ``qdrant-client`` instance (built on first use)."""
         if self._client_obj is None:
-            from qdrant_client import QdrantClient
-
-            self._client_obj = QdrantClient(
-                url=self.url, api_key=self._api_key, timeout=int(self.timeout), prefer_grpc=False
-            )
+            self._client_obj = make_client(self.url, self._api_key, self.timeout)
         return self._client_obj
 
     def _do(self, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
@@ -314,8 +351,6 @@ class QdrantServerStore(VectorStore):
     # --- native backups (server snapshots) ---------------------------------------------------
 
     def _native_backup(self, collection: str, archive: Path) -> BackupManifest:
-        from urllib.parse import quote
-
         manifest = self._native_manifest(collection)
         snapshot = self._do(f"snapshot {collection}", self.client.create_snapshot, collection, wait=True)
         if snapshot is None:
@@ -323,7 +358,7 @@ class QdrantServerStore(VectorStore):
         try:
             with tempfile.TemporaryDirectory(prefix="mlp-backup-") as tmp:
                 local = Path(tmp) / "collection.snapshot"
-                path = f"/collections/{quote(collection, safe='')}/snapshots/{quote(snapshot.name, safe='')}"
+                path = snapshot_path(collection, snapshot.name)
                 download_snapshot(self.url, self._api_key, path, local, self.timeout)
                 written = write_backup(archive, manifest, [("native/collection.snapshot", local)])
         finally:
@@ -337,20 +372,10 @@ class QdrantServerStore(VectorStore):
         return written
 
     def _native_restore(self, staging: Path, manifest: BackupManifest, collection: str) -> None:
-        from qdrant_client.http import models
-
         snapshot = staging / "native" / "collection.snapshot"
         if not snapshot.is_file():
             raise BackupVerificationError("the archive holds no Qdrant snapshot (native/collection.snapshot)")
-        with snapshot.open("rb") as data:
-            self._do(
-                f"upload snapshot into {collection}",
-                self.client.http.snapshots_api.recover_from_uploaded_snapshot,
-                collection_name=collection,
-                wait=True,
-                priority=models.SnapshotPriority.SNAPSHOT,
-                snapshot=data,
-            )
+        self._do(f"upload snapshot into {collection}", upload_snapshot, self.client, collection, snapshot)
 
     def close(self) -> None:
         """Close the client's connections."""
