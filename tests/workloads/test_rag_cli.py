@@ -112,6 +112,20 @@ def test_reindex_backup_restore_and_collections(repo: Path) -> None:
 
     backups = json_out(run("backup", "--backend", "qdrant", "--json", "--out-dir", str(repo / "bk")))
     archive = backups[0]["archive"]
+    data = Path(archive).read_bytes()
+    damaged = repo / "bk" / "damaged.tar.gz"
+    damaged.write_bytes(
+        data[: len(data) // 2] + bytes(b ^ 0xFF for b in data[len(data) // 2 : len(data) // 2 + 4096])
+    )
+    refused = run(
+        "restore", str(damaged), "--backend", "qdrant", "--collection", "restored", "--switch-alias"
+    )
+    assert refused.exit_code == 3 and "Traceback" not in refused.output, refused.output
+    assert "damaged" in refused.output or "checksum" in refused.output
+    after = json_out(run("collections", "--backend", "qdrant", "--json"))["qdrant"]
+    assert "restored" not in after["collections"] and after["aliases"] == {
+        "mlp_docs": first["collections"]["qdrant"]
+    }
     restored = json_out(
         run("restore", archive, "--backend", "qdrant", "--collection", "restored", "--switch-alias", "--json")
     )

@@ -114,7 +114,12 @@ def backup(
     app_options: AppOptions,
     as_json: bool,
 ) -> None:
-    """Write a backup archive per backend (a tar with a manifest of engine, dimension and count)."""
+    """Write a backup archive per backend.
+
+    Each archive is a gzip-compressed tar whose manifest records the engine, dimension, point
+    count, a digest of the point ids, probe vectors and every member's sha256; `mlp rag restore`
+    checks all of them.
+    """
     import time as _time
 
     from workloads.rag.app import parse_backends
@@ -126,9 +131,10 @@ def backup(
         for name in parse_backends(backend):
             store = app.store(name)
             chosen = kind if (kind == "logical" or store.engine != "milvus-server") else "logical"
-            archive = directory / f"{name}-{collection or app.settings.alias}-{stamp}-{chosen}.tar"
+            archive = directory / f"{name}-{collection or app.settings.alias}-{stamp}-{chosen}.tar.gz"
             manifest = store.backup(collection or app.settings.alias, archive, kind=chosen)  # type: ignore[arg-type]
-            written.append({"backend": name, "archive": str(archive), **manifest.__dict__})
+            info = {k: v for k, v in manifest.to_dict().items() if k not in ("probe", "files")}
+            written.append({"backend": name, "archive": str(archive), "files": len(manifest.files), **info})
     if as_json:
         emit_json(written)
         return
@@ -152,7 +158,13 @@ def backup(
 def restore(
     archive: Path, backend: str, collection: str, switch_alias: bool, app_options: AppOptions, as_json: bool
 ) -> None:
-    """Restore ARCHIVE into a new collection and verify the point count (exit 3 on a mismatch)."""
+    """Restore ARCHIVE into a new collection, verified, then optionally switch the alias.
+
+    Every archive member's sha256, the point count, the point ids and probe vectors are checked
+    against the manifest written at backup time; the alias is switched only after all match. A
+    damaged, truncated or forged archive, or a mismatch, exits 3 and leaves nothing behind (the
+    new collection is dropped), so the same command can be retried.
+    """
     with errors(), app_options.open() as app:
         store = app.store(backend)  # type: ignore[arg-type]
         report = store.restore(archive, collection)

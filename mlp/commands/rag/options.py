@@ -103,12 +103,12 @@ class FilterOptions:
 def errors() -> Iterator[None]:
     """Turn the workload's expected failures into clean CLI errors."""
     from workloads.rag.generation import GenerationError
-    from workloads.rag.stores.base import RestoreMismatchError, StoreError
+    from workloads.rag.stores.base import BackupVerificationError, StoreError
     from workloads.target import TargetError
 
     try:
         yield
-    except RestoreMismatchError as error:
+    except BackupVerificationError as error:  # damaged/forged archive, count or content mismatch
         raise CheckFailed(str(error)) from None
     except (StoreError, TargetError, GenerationError, ValueError, OSError) as error:
         raise Failed(str(error)) from None
