@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -27,34 +26,27 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
 from components.clusters.base import GpuPoolInfo
+from components.clusters.eks_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.clusters.eks_spec import (
-    AUTOSCALER_NAMESPACE,
-    AUTOSCALER_SERVICE_ACCOUNT,
     EBS_CSI_SERVICE_ACCOUNT,
     EksClusterArgs,
     EksGpuNodeGroup,
     EksSystemNodeGroup,
-    NatGateways,
     asg_node_template_tags,
-    cluster_autoscaler_values,
     gpu_node_group_spec,
     gpu_pool_info,
     system_node_group_spec,
     tag_resource_suffixes,
 )
+from components.clusters.eks_vpc import EksVpc, EksVpcArgs
 from components.clusters.iam import (
     EBS_CSI_MANAGED_POLICY,
     NODE_MANAGED_POLICIES,
     assume_role_policy,
-    cluster_autoscaler_policy,
     irsa_trust_policy,
     managed_policy_arn,
 )
-from components.clusters.network import subnet_layout
 from components.clusters.pools import pool_summary
-from components.clusters.tags import subnet_tags
-from components.helm import pinned_release
-from components.versions import CHARTS, ChartPin
 
 __all__ = [
     "ClusterAutoscaler",
@@ -72,15 +64,6 @@ DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 DESIRED_SIZE_PATH = "scalingConfig.desiredSize"
 
 
-def _nth(index: int) -> Callable[[Sequence[str]], str]:
-    """A function picking one element, for ``Output.apply`` inside loops."""
-
-    def pick(items: Sequence[str]) -> str:
-        return items[index]
-
-    return pick
-
-
 def _managed_policy(name: str) -> Callable[[str], str]:
     """A function from a partition to the ARN of one AWS-managed policy."""
 
@@ -95,200 +78,6 @@ def _first_asg_name(resources: Sequence[Any] | None) -> str:
     if not resources or not resources[0].autoscaling_groups:
         raise ValueError("the managed node group reported no Auto Scaling group")
     return str(resources[0].autoscaling_groups[0].name)
-
-
-@dataclass(frozen=True)
-class EksVpcArgs:
-    """Arguments of ``EksVpc``.
-
-    Attributes:
-        cluster_name: The cluster the subnets are tagged for.
-        cidr: VPC CIDR.
-        zone_count: Availability zones to use.
-        nat_gateways: ``single`` or ``per-zone``.
-
-    """
-
-    cluster_name: str
-    cidr: str
-    zone_count: int
-    nat_gateways: NatGateways = "single"
-
-
-class EksVpc(pulumi.ComponentResource):
-    """A VPC for EKS: public and private subnets across zones, an internet gateway, NAT.
-
-    Attributes:
-        vpc_id: The VPC.
-        public_subnet_ids: Public subnets, in zone order.
-        private_subnet_ids: Private subnets (nodes and pods), in zone order.
-
-    """
-
-    vpc_id: pulumi.Output[str]
-    public_subnet_ids: pulumi.Output[list[str]]
-    private_subnet_ids: pulumi.Output[list[str]]
-
-    def __init__(self, name: str, args: EksVpcArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("mlplatform:clusters:EksVpc", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        layout = subnet_layout(args.cidr, args.zone_count)
-        zones = aws.get_availability_zones_output(
-            state="available",
-            filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
-            opts=pulumi.InvokeOutputOptions(parent=self),
-        ).names
-
-        vpc = aws.ec2.Vpc(
-            name,
-            cidr_block=args.cidr,
-            enable_dns_hostnames=True,
-            enable_dns_support=True,
-            tags={"Name": name},
-            opts=child,
-        )
-        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={"Name": name}, opts=child)
-        public_rt = aws.ec2.RouteTable(
-            f"{name}-public",
-            vpc_id=vpc.id,
-            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
-            tags={"Name": f"{name}-public"},
-            opts=child,
-        )
-
-        public: list[aws.ec2.Subnet] = []
-        private: list[aws.ec2.Subnet] = []
-        nats: list[aws.ec2.NatGateway] = []
-        for plan in layout:
-            i = plan.zone_index
-            zone = zones.apply(_nth(i))
-            subnet = aws.ec2.Subnet(
-                f"{name}-public-{i}",
-                vpc_id=vpc.id,
-                cidr_block=plan.public_cidr,
-                availability_zone=zone,
-                map_public_ip_on_launch=True,
-                tags={"Name": f"{name}-public-{i}", **subnet_tags(args.cluster_name, public=True)},
-                opts=child,
-            )
-            public.append(subnet)
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-{i}", subnet_id=subnet.id, route_table_id=public_rt.id, opts=child
-            )
-            if args.nat_gateways == "per-zone" or i == 0:
-                eip = aws.ec2.Eip(
-                    f"{name}-nat-{i}", domain="vpc", tags={"Name": f"{name}-nat-{i}"}, opts=child
-                )
-                nats.append(
-                    aws.ec2.NatGateway(
-                        f"{name}-nat-{i}",
-                        allocation_id=eip.allocation_id,
-                        subnet_id=subnet.id,
-                        tags={"Name": f"{name}-nat-{i}"},
-                        opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
-                    )
-                )
-
-        for plan in layout:
-            i = plan.zone_index
-            zone = zones.apply(_nth(i))
-            subnet = aws.ec2.Subnet(
-                f"{name}-private-{i}",
-                vpc_id=vpc.id,
-                cidr_block=plan.private_cidr,
-                availability_zone=zone,
-                tags={"Name": f"{name}-private-{i}", **subnet_tags(args.cluster_name, public=False)},
-                opts=child,
-            )
-            private.append(subnet)
-            nat = nats[i] if args.nat_gateways == "per-zone" else nats[0]
-            route_table = aws.ec2.RouteTable(
-                f"{name}-private-{i}",
-                vpc_id=vpc.id,
-                routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
-                tags={"Name": f"{name}-private-{i}"},
-                opts=child,
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-private-{i}", subnet_id=subnet.id, route_table_id=route_table.id, opts=child
-            )
-
-        self.vpc_id = vpc.id
-        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
-        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
-        self.register_outputs(
-            {
-                "vpc_id": self.vpc_id,
-                "public_subnet_ids": self.public_subnet_ids,
-                "private_subnet_ids": self.private_subnet_ids,
-            }
-        )
-
-
-@dataclass(frozen=True)
-class ClusterAutoscalerArgs:
-    """Arguments of ``ClusterAutoscaler``.
-
-    Attributes:
-        cluster_name: The EKS cluster.
-        region: AWS region.
-        oidc_provider_arn: ARN of the cluster's IAM OIDC provider.
-        oidc_issuer: OIDC issuer without ``https://``.
-        chart: The pinned chart.
-
-    """
-
-    cluster_name: str
-    region: str
-    oidc_provider_arn: pulumi.Input[str]
-    oidc_issuer: pulumi.Input[str]
-    chart: ChartPin = field(default_factory=lambda: CHARTS["cluster-autoscaler"])
-
-
-class ClusterAutoscaler(pulumi.ComponentResource):
-    """Cluster Autoscaler for EKS managed node groups, with an IRSA role.
-
-    Give it the cluster's ``aws`` and ``kubernetes`` providers through ``opts.providers``.
-
-    Attributes:
-        role_arn: The IRSA role the autoscaler's service account assumes.
-        release_name: The Helm release.
-
-    """
-
-    role_arn: pulumi.Output[str]
-    release_name: pulumi.Output[str | None]
-
-    def __init__(
-        self, name: str, args: ClusterAutoscalerArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("mlplatform:clusters:ClusterAutoscaler", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        trust = pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer).apply(
-            lambda a: json.dumps(
-                irsa_trust_policy(a[0], a[1], AUTOSCALER_NAMESPACE, AUTOSCALER_SERVICE_ACCOUNT)
-            )
-        )
-        role = aws.iam.Role(f"{name}-irsa", assume_role_policy=trust, opts=child)
-        aws.iam.RolePolicy(
-            f"{name}-irsa",
-            role=role.name,
-            policy=json.dumps(cluster_autoscaler_policy(args.cluster_name)),
-            opts=child,
-        )
-        release = pinned_release(
-            name,
-            args.chart,
-            release_name="cluster-autoscaler",
-            namespace=AUTOSCALER_NAMESPACE,
-            values=cluster_autoscaler_values(
-                cluster_name=args.cluster_name, region=args.region, role_arn=role.arn
-            ),
-            opts=child,
-        )
-        self.role_arn = role.arn
-        self.release_name = release.name
-        self.register_outputs({"role_arn": self.role_arn, "release_name": self.release_name})
 
 
 class EksCluster(pulumi.ComponentResource):
@@ -333,6 +122,39 @@ class EksCluster(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self, provider=aws_provider)
         ).partition
 
+        vpc, control_plane = self._control_plane(name, args, aws_provider)
+        # The name is ours (autoscaler tags and IAM conditions must spell it before the cluster
+        # exists); deriving the output from the control plane's makes every user wait for it.
+        cluster_name = control_plane.oidc_provider_arn.apply(lambda _: args.cluster_name)
+        system = self._node_groups(name, args, cluster_name, vpc, on_aws, partition)
+        self._storage_and_autoscaler(name, args, aws_provider, control_plane, cluster_name, system, partition)
+
+        self.cluster_name = cluster_name
+        self.region = args.region
+        self.vpc_id = vpc.vpc_id
+        self.oidc_provider_arn = control_plane.oidc_provider_arn
+        self.oidc_issuer = control_plane.oidc_issuer
+        self.storage_class = STORAGE_CLASS
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "region": self.region,
+                "vpc_id": self.vpc_id,
+                "oidc_provider_arn": self.oidc_provider_arn,
+                "oidc_issuer": self.oidc_issuer,
+                "node_role_arn": self.node_role_arn,
+                "kubeconfig": self.kubeconfig,
+                "provider": self.provider,
+                "gpu_pools": [pool_summary(p) for p in self.gpu_pools],
+                "storage_class": self.storage_class,
+            }
+        )
+
+    def _control_plane(
+        self, name: str, args: EksClusterArgs, aws_provider: aws.Provider
+    ) -> tuple[EksVpc, eks.Cluster]:
+        """The VPC, the secrets key, the control-plane log group and the control plane itself."""
+        on_aws = pulumi.ResourceOptions(parent=self, provider=aws_provider)
         vpc = EksVpc(
             f"{name}-vpc",
             EksVpcArgs(args.cluster_name, args.vpc_cidr, args.availability_zone_count, args.nat_gateways),
@@ -374,10 +196,18 @@ class EksCluster(pulumi.ComponentResource):
             else None,
             opts=pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider}, depends_on=[logs]),
         )
-        # The name is ours (autoscaler tags and IAM conditions must spell it before the cluster
-        # exists); deriving the output from the control plane's makes every user wait for it.
-        cluster_name = control_plane.oidc_provider_arn.apply(lambda _: args.cluster_name)
+        return vpc, control_plane
 
+    def _node_groups(
+        self,
+        name: str,
+        args: EksClusterArgs,
+        cluster_name: pulumi.Output[str],
+        vpc: EksVpc,
+        on_aws: pulumi.ResourceOptions,
+        partition: pulumi.Output[str],
+    ) -> aws.eks.NodeGroup:
+        """The node role, the on-demand system group and the spot GPU groups; returns the system group."""
         node_role = aws.iam.Role(
             f"{name}-node",
             assume_role_policy=json.dumps(assume_role_policy("ec2.amazonaws.com")),
@@ -394,7 +224,7 @@ class EksCluster(pulumi.ComponentResource):
         ]
         node_group_opts = pulumi.ResourceOptions(
             parent=self,
-            provider=aws_provider,
+            provider=on_aws.provider,
             depends_on=attachments,
             # The autoscaler owns the current size; `pulumi up` must not reset it.
             ignore_changes=[DESIRED_SIZE_PATH],
@@ -407,6 +237,7 @@ class EksCluster(pulumi.ComponentResource):
             **system_node_group_spec(args.system_node_group, kubernetes_version=args.kubernetes_version),
             opts=node_group_opts,
         )
+        self.node_role_arn = node_role.arn
 
         self.gpu_pools = []
         for group in args.gpu_node_groups:
@@ -431,7 +262,20 @@ class EksCluster(pulumi.ComponentResource):
                     opts=on_aws,
                 )
             self.gpu_pools.append(gpu_pool_info(group))
+        return system
 
+    def _storage_and_autoscaler(
+        self,
+        name: str,
+        args: EksClusterArgs,
+        aws_provider: aws.Provider,
+        control_plane: eks.Cluster,
+        cluster_name: pulumi.Output[str],
+        system: aws.eks.NodeGroup,
+        partition: pulumi.Output[str],
+    ) -> None:
+        """The EBS CSI driver (IRSA), the Kubernetes provider, the gp3 class and the autoscaler."""
+        on_aws = pulumi.ResourceOptions(parent=self, provider=aws_provider)
         ebs_role = aws.iam.Role(
             f"{name}-ebs-csi",
             assume_role_policy=pulumi.Output.all(
@@ -485,26 +329,4 @@ class EksCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self, providers={"aws": aws_provider, "kubernetes": self.provider}
             ),
-        )
-
-        self.cluster_name = cluster_name
-        self.region = args.region
-        self.vpc_id = vpc.vpc_id
-        self.oidc_provider_arn = control_plane.oidc_provider_arn
-        self.oidc_issuer = control_plane.oidc_issuer
-        self.node_role_arn = node_role.arn
-        self.storage_class = STORAGE_CLASS
-        self.register_outputs(
-            {
-                "cluster_name": self.cluster_name,
-                "region": self.region,
-                "vpc_id": self.vpc_id,
-                "oidc_provider_arn": self.oidc_provider_arn,
-                "oidc_issuer": self.oidc_issuer,
-                "node_role_arn": self.node_role_arn,
-                "kubeconfig": self.kubeconfig,
-                "provider": self.provider,
-                "gpu_pools": [pool_summary(p) for p in self.gpu_pools],
-                "storage_class": self.storage_class,
-            }
         )

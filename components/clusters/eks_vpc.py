@@ -1,0 +1,150 @@
+"""``EksVpc``: the network an EKS cluster runs in (public and private subnets per zone, NAT)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.clusters.eks_spec import NatGateways
+from components.clusters.network import subnet_layout
+from components.clusters.tags import subnet_tags
+
+
+def _nth(index: int) -> Callable[[Sequence[str]], str]:
+    """A function picking one element, for ``Output.apply`` inside loops."""
+
+    def pick(items: Sequence[str]) -> str:
+        return items[index]
+
+    return pick
+
+
+@dataclass(frozen=True)
+class EksVpcArgs:
+    """Arguments of ``EksVpc``.
+
+    Attributes:
+        cluster_name: The cluster the subnets are tagged for.
+        cidr: VPC CIDR.
+        zone_count: Availability zones to use.
+        nat_gateways: ``single`` or ``per-zone``.
+
+    """
+
+    cluster_name: str
+    cidr: str
+    zone_count: int
+    nat_gateways: NatGateways = "single"
+
+
+class EksVpc(pulumi.ComponentResource):
+    """A VPC for EKS: public and private subnets across zones, an internet gateway, NAT.
+
+    Attributes:
+        vpc_id: The VPC.
+        public_subnet_ids: Public subnets, in zone order.
+        private_subnet_ids: Private subnets (nodes and pods), in zone order.
+
+    """
+
+    vpc_id: pulumi.Output[str]
+    public_subnet_ids: pulumi.Output[list[str]]
+    private_subnet_ids: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: EksVpcArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlplatform:clusters:EksVpc", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        layout = subnet_layout(args.cidr, args.zone_count)
+        zones = aws.get_availability_zones_output(
+            state="available",
+            filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        ).names
+
+        vpc = aws.ec2.Vpc(
+            name,
+            cidr_block=args.cidr,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            tags={"Name": name},
+            opts=child,
+        )
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={"Name": name}, opts=child)
+        public_rt = aws.ec2.RouteTable(
+            f"{name}-public",
+            vpc_id=vpc.id,
+            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
+            tags={"Name": f"{name}-public"},
+            opts=child,
+        )
+
+        public: list[aws.ec2.Subnet] = []
+        private: list[aws.ec2.Subnet] = []
+        nats: list[aws.ec2.NatGateway] = []
+        for plan in layout:
+            i = plan.zone_index
+            zone = zones.apply(_nth(i))
+            subnet = aws.ec2.Subnet(
+                f"{name}-public-{i}",
+                vpc_id=vpc.id,
+                cidr_block=plan.public_cidr,
+                availability_zone=zone,
+                map_public_ip_on_launch=True,
+                tags={"Name": f"{name}-public-{i}", **subnet_tags(args.cluster_name, public=True)},
+                opts=child,
+            )
+            public.append(subnet)
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{i}", subnet_id=subnet.id, route_table_id=public_rt.id, opts=child
+            )
+            if args.nat_gateways == "per-zone" or i == 0:
+                eip = aws.ec2.Eip(
+                    f"{name}-nat-{i}", domain="vpc", tags={"Name": f"{name}-nat-{i}"}, opts=child
+                )
+                nats.append(
+                    aws.ec2.NatGateway(
+                        f"{name}-nat-{i}",
+                        allocation_id=eip.allocation_id,
+                        subnet_id=subnet.id,
+                        tags={"Name": f"{name}-nat-{i}"},
+                        opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
+                    )
+                )
+
+        for plan in layout:
+            i = plan.zone_index
+            zone = zones.apply(_nth(i))
+            subnet = aws.ec2.Subnet(
+                f"{name}-private-{i}",
+                vpc_id=vpc.id,
+                cidr_block=plan.private_cidr,
+                availability_zone=zone,
+                tags={"Name": f"{name}-private-{i}", **subnet_tags(args.cluster_name, public=False)},
+                opts=child,
+            )
+            private.append(subnet)
+            nat = nats[i] if args.nat_gateways == "per-zone" else nats[0]
+            route_table = aws.ec2.RouteTable(
+                f"{name}-private-{i}",
+                vpc_id=vpc.id,
+                routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
+                tags={"Name": f"{name}-private-{i}"},
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{i}", subnet_id=subnet.id, route_table_id=route_table.id, opts=child
+            )
+
+        self.vpc_id = vpc.id
+        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
+        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc_id,
+                "public_subnet_ids": self.public_subnet_ids,
+                "private_subnet_ids": self.private_subnet_ids,
+            }
+        )
