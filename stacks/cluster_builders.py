@@ -42,7 +42,7 @@ def sharing_from_config(sharing: SharingConfig) -> GpuSharing:
             else None
         ),
         mps=Mps(replicas=sharing.mps.replicas) if sharing.mps else None,
-        mig=Mig(strategy=sharing.mig.strategy) if sharing.mig else None,
+        mig=Mig(strategy=sharing.mig.strategy, profile=sharing.mig.profile) if sharing.mig else None,
     )
 
 

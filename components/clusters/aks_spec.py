@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from components.clusters.base import AKS_SPOT_TAINT, GpuPoolInfo, GpuPoolSpec, Taint
 from components.clusters.pools import aks_pool_taints, pool_info
+from components.gpu.mig import aks_gpu_instance_profile, pool_layout
 
 SkuTier = Literal["Free", "Standard", "Premium"]
 GpuDriver = Literal["Install", "None"]
@@ -178,7 +179,8 @@ def gpu_agent_pool_spec(
     Spot pools get Spot priority, eviction policy ``Delete`` (evicted VMs free their quota), a max
     price, and the spot taint written out explicitly (AKS adds it anyway; declaring it avoids a
     perpetual diff). Every GPU pool autoscales from ``min_count`` (0 scales from zero) and carries
-    the GPU taint and the labels naming pool and model.
+    the GPU taint and the labels naming pool and model. A MIG pool sets ``gpu_instance_profile``
+    (``MIG1g`` ... ``MIG7g``), so AKS creates the MIG instances on every node.
     """
     spec = pool.spec
     info = gpu_pool_info(pool)
@@ -200,6 +202,10 @@ def gpu_agent_pool_spec(
         "orchestrator_version": kubernetes_version,
         "tags": dict(tags),
     }
+    mig = pool_layout(spec)
+    if mig is not None:
+        # AKS partitions every GPU of the pool itself when a node joins.
+        args["gpu_instance_profile"] = aks_gpu_instance_profile(mig)
     if spec.spot:
         args["scale_set_priority"] = "Spot"
         args["scale_set_eviction_policy"] = "Delete"

@@ -74,9 +74,14 @@ class Mps:
 
 @dataclass(frozen=True)
 class Mig:
-    """Multi-Instance GPU: hardware partitions; ``single`` or ``mixed`` resource strategy."""
+    """Multi-Instance GPU: hardware partitions; ``single`` or ``mixed`` resource strategy.
+
+    ``profile`` is how every GPU of the pool is cut: one MIG profile (``1g.10gb`` or
+    ``all-1g.10gb``) or ``all-balanced``; ``components.gpu.mig.layout`` validates and expands it.
+    """
 
     strategy: Literal["single", "mixed"]
+    profile: str
 
 
 @dataclass(frozen=True)

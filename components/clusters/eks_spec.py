@@ -19,6 +19,7 @@ from components.clusters.tags import (
     autoscaler_node_template_tags,
     node_group_autoscaler_tags,
 )
+from components.gpu.mig import mig_manager_labels
 
 CapacityType = Literal["SPOT", "ON_DEMAND"]
 LogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
@@ -138,6 +139,7 @@ def gpu_pool_info(group: EksGpuNodeGroup) -> GpuPoolInfo:
     cloud_labels: dict[str, str] = {EKS_SPOT_LABEL: group.capacity_type}
     if group.spec.gpu_count:
         cloud_labels[ACCELERATOR_LABEL] = accelerator_label_value(group.spec.gpu_model)
+    cloud_labels.update(mig_manager_labels(group.spec))
     return pool_info(group.spec, eks_pool_taints(group.spec), cloud_labels)
 
 

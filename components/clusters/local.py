@@ -19,6 +19,7 @@ from components.clusters.base import GpuPoolInfo
 from components.clusters.kind import kind_cluster_config, render_kind_config
 from components.clusters.local_spec import KindSettings, LocalClusterArgs, kubeconfig_command
 from components.clusters.pools import local_pool_taints, pool_info, pool_summary
+from components.gpu.mig import mig_manager_labels
 
 __all__ = ["KindSettings", "LocalCluster", "LocalClusterArgs", "kubeconfig_command"]
 
@@ -90,7 +91,9 @@ class LocalCluster(pulumi.ComponentResource):
                 f"{name}-k8s", kubeconfig=self.kubeconfig, opts=pulumi.ResourceOptions(parent=self)
             )
 
-        self.gpu_pools = [pool_info(spec, local_pool_taints(spec)) for spec in args.gpu_pools]
+        self.gpu_pools = [
+            pool_info(spec, local_pool_taints(spec), mig_manager_labels(spec)) for spec in args.gpu_pools
+        ]
         self.storage_class = args.storage_class
         self.register_outputs(
             {

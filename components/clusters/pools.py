@@ -14,6 +14,7 @@ from components.clusters.base import (
     Taint,
     gpu_node_labels,
 )
+from components.gpu.mig import layout
 from components.gpu.sharing import advertised_resources, shares_per_device, sharing_mode
 
 
@@ -21,12 +22,14 @@ def advertised_gpu_resources(spec: GpuPoolSpec) -> dict[str, int]:
     """Extended resources one node of the pool advertises once the device plugin runs.
 
     Time-slicing and MPS multiply the count by their replicas (time-slicing may rename the
-    resource to ``nvidia.com/gpu.shared``). MIG depends on the partition profile applied at run
-    time, so the whole-GPU count is returned as a lower bound.
+    resource to ``nvidia.com/gpu.shared``). MIG advertises the instances of the pool's layout.
     """
     if spec.gpu_count == 0:
         return {}
     sharing = spec.sharing
+    if sharing.mig is not None:
+        mig = layout(spec.gpu_model, sharing.mig.strategy, sharing.mig.profile)
+        return mig.resources_per_node(spec.gpu_count)
     if sharing.time_slicing is None and sharing.mps is None:
         return {GPU_RESOURCE: spec.gpu_count}
     return {pool_resource_name(spec): spec.gpu_count * shares_per_device(sharing)}

@@ -63,6 +63,7 @@ GPU_MODELS: Final[dict[str, GpuModel]] = {
         GpuModel("A10G", 24, False, "Ampere"),
         GpuModel("L4", 24, False, "Ada Lovelace"),
         GpuModel("L40S", 48, False, "Ada Lovelace"),
+        GpuModel("A30", 24, True, "Ampere"),
         GpuModel("A100-40GB", 40, True, "Ampere"),
         GpuModel("A100-80GB", 80, True, "Ampere"),
         GpuModel("H100-80GB", 80, True, "Hopper"),
@@ -72,6 +73,28 @@ GPU_MODELS: Final[dict[str, GpuModel]] = {
     )
 }
 """GPU models by name."""
+
+MIG_PROFILES: Final[dict[str, dict[str, int]]] = {
+    "A30": {"1g.6gb": 4, "2g.12gb": 2, "4g.24gb": 1},
+    "A100-40GB": {"1g.5gb": 7, "1g.10gb": 4, "2g.10gb": 3, "3g.20gb": 2, "4g.20gb": 1, "7g.40gb": 1},
+    "A100-80GB": {"1g.10gb": 7, "1g.20gb": 4, "2g.20gb": 3, "3g.40gb": 2, "4g.40gb": 1, "7g.80gb": 1},
+    "H100-80GB": {"1g.10gb": 7, "1g.20gb": 4, "2g.20gb": 3, "3g.40gb": 2, "4g.40gb": 1, "7g.80gb": 1},
+    "H100-NVL": {"1g.12gb": 7, "1g.24gb": 4, "2g.24gb": 3, "3g.47gb": 2, "4g.47gb": 1, "7g.94gb": 1},
+    "H200": {"1g.18gb": 7, "1g.35gb": 4, "2g.35gb": 3, "3g.71gb": 2, "4g.71gb": 1, "7g.141gb": 1},
+}
+"""MIG profiles of each MIG-capable model: profile -> most instances of it one GPU holds
+(NVIDIA's MIG user guide, "Supported MIG profiles"). A profile name is ``<compute slices>g.<memory>gb``."""
+
+MIG_BALANCED: Final[dict[str, dict[str, int]]] = {
+    "A30": {"1g.6gb": 2, "2g.12gb": 1},
+    "A100-40GB": {"1g.5gb": 2, "2g.10gb": 1, "3g.20gb": 1},
+    "A100-80GB": {"1g.10gb": 2, "2g.20gb": 1, "3g.40gb": 1},
+    "H100-80GB": {"1g.10gb": 2, "2g.20gb": 1, "3g.40gb": 1},
+    "H100-NVL": {"1g.12gb": 2, "2g.24gb": 1, "3g.47gb": 1},
+    "H200": {"1g.18gb": 2, "2g.35gb": 1, "3g.71gb": 1},
+}
+"""The ``all-balanced`` layout per GPU (as in the GPU Operator's default mig-parted config): a mix of
+small, medium and large instances on every GPU, for the ``mixed`` strategy."""
 
 
 def _m(name: str, cloud: Cloud, gpu: str | None, count: int, vcpus: int, mem: int) -> MachineType:

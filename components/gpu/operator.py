@@ -4,7 +4,9 @@ For clusters whose GPU nodes come without the NVIDIA software: a local cluster o
 or nodes built from a plain OS image. Managed GPU node images (AKS GPU pools, EKS NVIDIA AMIs)
 already ship the driver and toolkit, so those stacks use :mod:`components.gpu.device_plugin`
 instead (see ``adr/0005-gpu-strategy.md``). The device plugin inside the operator gets the same
-per-pool named sharing configs, selected by the same node label.
+per-pool named sharing configs, selected by the same node label. Pools whose nodes carry
+``nvidia.com/mig.config`` (MIG pools on EKS and local clusters) are partitioned by the operator's
+MIG manager from a mig-parted config rendered here (``components.gpu.mig``).
 
 The operator's own DCGM exporter is switched off: the platform installs
 :class:`components.gpu.dcgm.DcgmExporter` in both cases (with ``runtimeClassName: nvidia`` here), so
@@ -44,7 +46,8 @@ def operator_values(
     Args:
         pools: The cluster's GPU pools.
         release_name: Helm release name (prefixes the device-plugin ConfigMap the chart creates).
-        install_driver: Let the operator install the NVIDIA driver (off when the host has one).
+        install_driver: Let the operator install the NVIDIA driver and container toolkit (off when
+            the host has both, as EKS NVIDIA AMIs do).
         configs: Named sharing configs; built from the pools when omitted.
 
     """
@@ -53,13 +56,29 @@ def operator_values(
     strategies = {p.spec.sharing.mig.strategy for p in gpu_pools if p.spec.sharing.mig}
     # Only the operator-level default; each node's plugin config sets its own flags.migStrategy.
     mig_strategy = "mixed" if "mixed" in strategies else "single"
+    # Pools labelled for the MIG manager (EKS, local) get their layouts in one mig-parted config;
+    # AKS pools carry no such label: AKS creates their instances from gpuInstanceProfile.
+    layouts = {
+        p.labels[MIG_CONFIG_LABEL]: mig
+        for p in gpu_pools
+        if MIG_CONFIG_LABEL in p.labels and (mig := pool_layout(p.spec)) is not None
+    }
+    mig_manager: dict[str, Any] = {"enabled": bool(layouts)}
+    if layouts:
+        mig_manager["config"] = {
+            "create": True,
+            "name": f"{release_name}-mig-parted-config",
+            "default": MIG_DISABLED,
+            "data": {"config.yaml": render(mig_parted_config(layouts))},
+        }
     tolerations = [
         *union_tolerations(gpu_pools),
         {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
     ]
     return {
         "driver": {"enabled": install_driver},
-        "toolkit": {"enabled": True},
+        # Node images that bring the driver (EKS NVIDIA AMIs, AKS) bring the container toolkit too.
+        "toolkit": {"enabled": install_driver},
         "devicePlugin": {
             "enabled": True,
             "config": {
@@ -71,7 +90,7 @@ def operator_values(
         },
         "gfd": {"enabled": True},
         "mig": {"strategy": mig_strategy},
-        "migManager": {"enabled": bool(strategies)},
+        "migManager": mig_manager,
         "dcgmExporter": {"enabled": False},
         "nfd": {"enabled": True},
         "daemonsets": {"tolerations": tolerations},

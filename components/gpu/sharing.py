@@ -30,7 +30,7 @@ from typing import Any, Final
 import yaml
 
 from components.clusters.base import DEVICE_PLUGIN_CONFIG_LABEL, GPU_RESOURCE, GpuPoolInfo, GpuSharing
-from components.gpu.catalog import GPU_MODELS
+from components.gpu.mig import MigError, layout
 
 """The extended resource the device plugin advertises for whole GPUs (and MIG ``single``)."""
 SHARED_SUFFIX: Final = ".shared"
@@ -38,16 +38,6 @@ SHARED_SUFFIX: Final = ".shared"
 DEFAULT_CONFIG: Final = "no-sharing"
 """Name of the fallback config for nodes without a config label. Pool names cannot contain a hyphen,
 so this never collides with a pool's own config."""
-
-MIG_PROFILES: Final[dict[str, tuple[str, ...]]] = {
-    "A100-40GB": ("1g.5gb", "1g.10gb", "2g.10gb", "3g.20gb", "4g.20gb", "7g.40gb"),
-    "A100-80GB": ("1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb"),
-    "H100-80GB": ("1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb"),
-    "H100-NVL": ("1g.12gb", "1g.24gb", "2g.24gb", "3g.47gb", "4g.47gb", "7g.94gb"),
-    "H200": ("1g.18gb", "1g.35gb", "2g.35gb", "3g.71gb", "4g.71gb", "7g.141gb"),
-}
-"""MIG profiles per MIG-capable model. Under the ``mixed`` strategy each profile is its own resource
-(``nvidia.com/mig-1g.10gb``), so time-slicing on top of mixed MIG lists one entry per profile."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +60,7 @@ def sharing_mode(sharing: GpuSharing) -> str:
     """The pool's sharing mode as the ``gpuPools`` output names it.
 
     Returns:
-        ``time-slicing``, ``mps``, ``mig`` or ``none``. Time-slicing on top of MIG reports
-        ``time-slicing``: pods then share each MIG instance the way they share a whole GPU.
+        ``time-slicing``, ``mps``, ``mig`` or ``none`` (one mode per pool).
 
     """
     if sharing.time_slicing:
@@ -95,13 +84,14 @@ def advertised_resources(sharing: GpuSharing, gpu_model: str) -> tuple[str, ...]
 
     Returns:
         Resource names such as ``("nvidia.com/gpu",)``, ``("nvidia.com/gpu.shared",)`` or, under
-        MIG ``mixed``, one ``nvidia.com/mig-<profile>`` per profile (smallest first).
+        MIG ``mixed``, one ``nvidia.com/mig-<profile>`` per profile of the pool's layout (smallest
+        first).
 
     """
-    if sharing.mig and sharing.mig.strategy == "mixed":
-        base = tuple(f"nvidia.com/mig-{p}" for p in MIG_PROFILES.get(gpu_model, ()))
-    else:
-        base = (GPU_RESOURCE,)
+    if sharing.mig:
+        # MIG is the pool's only sharing mode: the layout says what the plugin advertises.
+        return layout(gpu_model, sharing.mig.strategy, sharing.mig.profile).resources()
+    base = (GPU_RESOURCE,)
     rename = bool(sharing.time_slicing and sharing.time_slicing.rename_by_default)
     return tuple(f"{r}{SHARED_SUFFIX}" for r in base) if rename else base
 
@@ -119,17 +109,14 @@ def plugin_config(sharing: GpuSharing, gpu_model: str) -> dict[str, Any]:
     """The plugin config document for one pool.
 
     Raises:
-        ValueError: For combinations the plugin cannot run (time-slicing with MPS, MPS with MIG,
-            MIG on a GPU without it, fewer than 2 replicas). Stack config rejects these earlier
-            with key paths; this guards direct callers.
+        ValueError: For combinations the plugin cannot run (two sharing modes on one pool, MIG on
+            a GPU without it or with a profile it lacks, fewer than 2 replicas). Stack config
+            rejects these earlier with key paths; this guards direct callers.
 
     """
     _check(sharing, gpu_model)
     doc: dict[str, Any] = {"version": "v1", "flags": {"migStrategy": mig_strategy(sharing)}}
-    if sharing.mig and sharing.mig.strategy == "mixed":
-        names = [f"nvidia.com/mig-{p}" for p in MIG_PROFILES.get(gpu_model, ())]
-    else:
-        names = [GPU_RESOURCE]
+    names = [GPU_RESOURCE]
     if sharing.time_slicing:
         ts = sharing.time_slicing
         doc["sharing"] = {
@@ -148,16 +135,16 @@ def _check(sharing: GpuSharing, gpu_model: str) -> None:
     problems = []
     if sharing.time_slicing and sharing.mps:
         problems.append("time-slicing and MPS cannot be combined")
-    if sharing.mps and sharing.mig:
-        problems.append("MPS cannot be combined with MIG")
+    if sharing.mig and (sharing.mps or sharing.time_slicing):
+        problems.append("MIG is a pool's only sharing mode (no time-slicing or MPS on top)")
     for label, mode in (("time-slicing", sharing.time_slicing), ("MPS", sharing.mps)):
         if mode is not None and mode.replicas < 2:
             problems.append(f"{label} replicas {mode.replicas} shares nothing (use >= 2)")
-    model = GPU_MODELS.get(gpu_model)
-    if sharing.mig and model is not None and not model.mig:
-        problems.append(f"{gpu_model} GPUs do not support MIG")
-    if sharing.mig and sharing.mig.strategy == "mixed" and gpu_model not in MIG_PROFILES:
-        problems.append(f"no MIG profiles known for {gpu_model}")
+    if sharing.mig:
+        try:
+            layout(gpu_model, sharing.mig.strategy, sharing.mig.profile)
+        except MigError as error:
+            problems.append(str(error))
     if problems:
         raise ValueError("; ".join(problems))
 

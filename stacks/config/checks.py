@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 
 from components.gpu.catalog import GPU_MODELS, gpu_machine_types, machine_type
 from stacks.config.errors import ConfigIssue
+from stacks.config.mig import check_mig_provider, check_pool_mig
 from stacks.config.models import (
     AKS_RESERVED_POOL_NAMES,
     NVIDIA_AMI_TYPES,
@@ -91,6 +92,8 @@ def cross_checks(
                 )
             names.add(pool.name)
             _check_pool(path, pool, target, issues)
+        if "gpu" not in failed:
+            issues.extend(check_mig_provider(cfg, target))
     if "serving" in present:
         issues.extend(check_serving(cfg.serving))
     return issues
@@ -397,14 +400,6 @@ def _check_sharing(path: str, pool: GpuPoolConfig, target: str, issues: list[Con
         issues.append(
             ConfigIssue(spath, "time-slicing and MPS cannot be combined", "choose one of timeSlicing or mps")
         )
-    if sharing.mps and sharing.mig:
-        issues.append(
-            ConfigIssue(
-                spath,
-                "MPS cannot be combined with MIG",
-                "choose one of mps or mig (timeSlicing may go with mig)",
-            )
-        )
     for key, mode in (("timeSlicing", sharing.time_slicing), ("mps", sharing.mps)):
         if mode is not None and mode.replicas < 2:
             issues.append(
@@ -414,12 +409,4 @@ def _check_sharing(path: str, pool: GpuPoolConfig, target: str, issues: list[Con
                     "use replicas >= 2, or remove the sharing mode",
                 )
             )
-    if sharing.mig and model is not None and model in GPU_MODELS and not GPU_MODELS[model].mig:
-        mig_models = [m.name for m in GPU_MODELS.values() if m.mig]
-        issues.append(
-            ConfigIssue(
-                f"{spath}.mig",
-                f"{model} GPUs do not support MIG",
-                f"remove mig, or use a MIG-capable GPU ({', '.join(mig_models)})",
-            )
-        )
+    issues.extend(check_pool_mig(path, pool, model, target))

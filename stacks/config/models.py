@@ -56,7 +56,14 @@ class MpsConfig(ConfigModel):
 class MigConfig(ConfigModel):
     """Multi-Instance GPU partitioning."""
 
-    strategy: Literal["single", "mixed"] = Field(description="MIG resource strategy of the device plugin.")
+    strategy: Literal["single", "mixed"] = Field(
+        description="MIG resource strategy of the device plugin: single advertises every instance as "
+        "nvidia.com/gpu, mixed as nvidia.com/mig-<profile>."
+    )
+    profile: str = Field(
+        description="How every GPU is cut: one MIG profile of the pool's GPU (1g.10gb, same as all-1g.10gb) "
+        "or all-balanced (mixed only). AKS takes the smallest profile of each slice count only."
+    )
 
 
 class SharingConfig(ConfigModel):
@@ -64,7 +71,7 @@ class SharingConfig(ConfigModel):
 
     time_slicing: TimeSlicingConfig | None = Field(None, description="Time-slicing settings.")
     mps: MpsConfig | None = Field(None, description="MPS settings.")
-    mig: MigConfig | None = Field(None, description="MIG settings (time-slicing may be added on top).")
+    mig: MigConfig | None = Field(None, description="MIG partitioning (the pool's only sharing mode when set).")
 
 
 class GpuPoolConfig(ConfigModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from components.clusters.base import (
     GpuPoolInfo,
     GpuPoolSpec,
     GpuSharing,
+    Mig,
     gpu_node_labels,
     union_tolerations,
 )
@@ -75,7 +77,7 @@ def aks_config(**overrides: Any) -> PlatformConfig:
                 "vmSize": "Standard_NC24ads_A100_v4",
                 "maxCount": 2,
                 "spot": False,
-                "sharing": {"mig": {"strategy": "mixed"}},
+                "sharing": {"mig": {"strategy": "mixed", "profile": "1g.10gb"}},
             },
         ],
     }
@@ -271,9 +273,29 @@ def test_gpu_operator_replaces_the_device_plugin_when_asked() -> None:
     plugin = operator["values"]["devicePlugin"]["config"]
     assert set(plugin["data"]) == {"t4", "a100", "no-sharing"}
     assert operator["values"]["dcgmExporter"]["enabled"] is False
-    assert operator["values"]["migManager"]["enabled"] is True
+    # AKS pools carry no nvidia.com/mig.config label: AKS makes their instances (gpuInstanceProfile).
+    assert operator["values"]["migManager"] == {"enabled": False}
     assert values(named(run, "dcgm-exporter-release"))["runtimeClassName"] == "nvidia"
     assert operator["values"]["driver"]["enabled"] is True
+
+
+def test_gpu_operator_mig_manager_gets_the_labelled_pools_layouts() -> None:
+    from components.gpu.mig import MIG_CONFIG_LABEL, mig_manager_labels
+
+    cfg = aks_config(gpu={"provider": "gpu-operator"})
+    a100 = pool("a100", "A100-80GB", spot=False)
+    a100 = dataclasses.replace(
+        a100, spec=dataclasses.replace(a100.spec, sharing=GpuSharing(mig=Mig("mixed", "1g.10gb")))
+    )
+    # Label the pool as an EKS or local cluster does.
+    labelled = dataclasses.replace(a100, labels={**a100.labels, **mig_manager_labels(a100.spec)})
+    run = run_program(layer_program(cfg, [POOLS[0], labelled]), stack="test")
+    manager = clean(named(run, "gpu-operator-release").inputs)["values"]["migManager"]
+    assert manager["enabled"] is True and manager["config"]["default"] == "all-disabled"
+    parted = yaml.safe_load(manager["config"]["data"]["config.yaml"])
+    assert parted["mig-configs"][labelled.labels[MIG_CONFIG_LABEL]] == [
+        {"devices": "all", "mig-enabled": True, "mig-devices": {"1g.10gb": 7}}
+    ]
 
 
 def test_gpu_operator_can_leave_an_installed_driver_alone() -> None:

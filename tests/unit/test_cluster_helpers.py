@@ -24,6 +24,7 @@ from components.clusters.base import (
     TimeSlicing,
 )
 from components.clusters.local_spec import kubeconfig_command
+from components.gpu.mig import MIG_CONFIG_LABEL
 
 
 def spec(
@@ -149,12 +150,19 @@ def test_merge_tags_later_wins() -> None:
         (GpuSharing(time_slicing=TimeSlicing(4)), 1, {"nvidia.com/gpu": 4}),
         (GpuSharing(time_slicing=TimeSlicing(4, rename_by_default=True)), 2, {"nvidia.com/gpu.shared": 8}),
         (GpuSharing(mps=Mps(2)), 1, {"nvidia.com/gpu": 2}),
-        (GpuSharing(mig=Mig("single")), 8, {"nvidia.com/gpu": 8}),
+        (GpuSharing(mig=Mig("single", "3g.40gb")), 8, {"nvidia.com/gpu": 16}),
+        (GpuSharing(mig=Mig("mixed", "1g.10gb")), 2, {"nvidia.com/mig-1g.10gb": 14}),
+        (
+            GpuSharing(mig=Mig("mixed", "all-balanced")),
+            1,
+            {"nvidia.com/mig-1g.10gb": 2, "nvidia.com/mig-2g.20gb": 1, "nvidia.com/mig-3g.40gb": 1},
+        ),
         (GpuSharing(), 0, {}),
     ],
 )
 def test_advertised_gpu_resources(sharing: GpuSharing, count: int, expected: dict[str, int]) -> None:
-    assert pools.advertised_gpu_resources(spec(count=count, sharing=sharing)) == expected
+    model = "A100-80GB" if sharing.mig else "T4"
+    assert pools.advertised_gpu_resources(spec(model=model, count=count, sharing=sharing)) == expected
 
 
 def test_taints_per_cloud() -> None:
@@ -445,8 +453,12 @@ def test_builder_aks_args_from_stack_file() -> None:
     args = aks_args(load_stack_file("aks"))
     assert args.cluster_name == "mlp-aks" and args.location == "westeurope"
     assert args.platform_pool == args.system_pool
-    t4, a10 = args.gpu_pools
+    t4, a10, a100mig = args.gpu_pools
     assert (t4.spec.gpu_model, t4.spec.gpu_count, t4.spot_max_price) == ("T4", 1, -1)
+    assert a100mig.spec.sharing.mig == Mig("mixed", "1g.10gb")
+    pool = aks_spec.gpu_agent_pool_spec(a100mig, kubernetes_version="1.33", tags={})
+    assert pool["gpu_instance_profile"] == "MIG1g"
+    assert MIG_CONFIG_LABEL not in pool["node_labels"]  # AKS creates the instances, no MIG manager
     assert t4.spec.sharing.time_slicing == TimeSlicing(4, False, True)
     assert a10.spec.sharing.mps == Mps(2) and a10.spot_max_price == 1.2
     assert t4.gpu_driver == "Install"
@@ -471,7 +483,11 @@ def test_builder_eks_args_from_stack_file() -> None:
     args = eks_args(load_stack_file("eks"))
     assert args.region == "us-west-2" and args.vpc_cidr == "10.40.0.0/16"
     assert args.system_node_group.instance_types == ("m6i.large", "m7i.xlarge")
-    t4, l4 = args.gpu_node_groups
+    t4, l4, a100mig = args.gpu_node_groups
+    info = eks_spec.gpu_pool_info(a100mig)
+    assert info.labels[MIG_CONFIG_LABEL] == "a100mig-all-3g.20gb"
+    assert pools.pool_resource_name(a100mig.spec) == "nvidia.com/gpu"
+    assert pools.advertised_gpu_resources(a100mig.spec) == {"nvidia.com/gpu": 16}
     assert t4.instance_types == ("g4dn.xlarge", "g4dn.2xlarge", "g4dn.4xlarge")
     assert (l4.spec.gpu_model, l4.capacity_type, l4.ami_type) == ("L4", "SPOT", "AL2023_x86_64_NVIDIA")
     assert args.public_access_cidrs == ("203.0.113.0/24",)

@@ -235,10 +235,13 @@ SHARING_INVALID = [
         with_changes(
             AKS,
             ("gpuPools.0.vmSize", "Standard_NC24ads_A100_v4"),
-            ("gpuPools.0.sharing", {"mps": {"replicas": 2}, "mig": {"strategy": "single"}}),
+            (
+                "gpuPools.0.sharing",
+                {"mps": {"replicas": 2}, "mig": {"strategy": "single", "profile": "1g.10gb"}},
+            ),
         ),
-        "gpuPools[0].sharing",
-        "MPS cannot be combined with MIG",
+        "gpuPools[0].sharing.mps",
+        "mps cannot be combined with mig",
         id="mps-with-mig",
     ),
     pytest.param(
@@ -254,7 +257,7 @@ SHARING_INVALID = [
         id="mps-replicas-0",
     ),
     pytest.param(
-        with_changes(AKS, ("gpuPools.0.sharing", {"mig": {"strategy": "single"}})),
+        with_changes(AKS, ("gpuPools.0.sharing", {"mig": {"strategy": "single", "profile": "1g.10gb"}})),
         "gpuPools[0].sharing.mig",
         "T4 GPUs do not support MIG",
         id="mig-on-t4",
@@ -291,15 +294,31 @@ def test_valid_baselines_parse() -> None:
         assert cfg.target == raw["target"]
 
 
-def test_time_slicing_on_mig_is_accepted() -> None:
+def test_mig_plus_time_slicing_is_rejected_naming_the_key() -> None:
     raw = with_changes(
         AKS,
         ("gpuPools.0.vmSize", "Standard_NC24ads_A100_v4"),
-        ("gpuPools.0.sharing", {"mig": {"strategy": "mixed"}, "timeSlicing": {"replicas": 2}}),
+        (
+            "gpuPools.0.sharing",
+            {"mig": {"strategy": "mixed", "profile": "1g.10gb"}, "timeSlicing": {"replicas": 2}},
+        ),
     )
-    cfg = parse_config(raw)
-    assert cfg.gpu_pools[0].sharing.mig is not None
-    assert cfg.gpu_pools[0].sharing.time_slicing is not None
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    assert any(i.path == "gpuPools[0].sharing.timeSlicing" for i in caught.value.issues)
+
+
+def test_mig_on_eks_needs_the_gpu_operator() -> None:
+    raw = with_changes(
+        EKS,
+        ("gpuPools.0.instanceTypes", ["p4d.24xlarge"]),
+        ("gpuPools.0.sharing", {"mig": {"strategy": "single", "profile": "3g.20gb"}}),
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    assert [i.path for i in caught.value.issues] == ["gpu.provider"]
+    raw["gpu"] = {"provider": "gpu-operator", "installDriver": False}
+    assert parse_config(raw).gpu_pools[0].sharing.mig is not None
 
 
 def test_every_error_is_reported_at_once() -> None:

@@ -76,11 +76,16 @@ def test_aks_figures_match_hand_computation() -> None:
     assert a10.spot.monthly_max == pytest.approx(1065.8)
     assert a10.spot.per_slot_hour == pytest.approx(0.365)  # MPS, 2 clients
     assert a10.scale_to_zero_spot.monthly_savings == pytest.approx(399.675)  # 0.73 x 730 x 0.75
+    # The MIG pool: NC24ads_A100_v4 $4.22 / $0.844, 0..1 nodes, spot.
+    a100 = pools["a100mig"]
+    assert a100.spot.monthly_max == pytest.approx(616.12)  # 0.844 x 730
     totals = report.totals
-    assert totals["hourly_max"] == pytest.approx(1.9828)
-    assert totals["monthly_max"] == pytest.approx(1447.444)
-    assert totals["monthly_max_on_demand"] == pytest.approx(7063.48)
-    assert totals["scale_to_zero_monthly_savings"] == pytest.approx(471.23325)
+    assert totals["hourly_max"] == pytest.approx(1.9828 + 0.844)
+    assert totals["monthly_max"] == pytest.approx(1447.444 + 616.12)
+    assert totals["monthly_max_on_demand"] == pytest.approx(7063.48 + 3080.6)  # + 4.22 x 730
+    assert totals["scale_to_zero_monthly_savings"] == pytest.approx(
+        471.23325 + 462.09
+    )  # + 0.844 x 730 x 0.75
 
 
 def test_eks_figures_match_hand_computation() -> None:
@@ -97,7 +102,8 @@ def test_eks_figures_match_hand_computation() -> None:
     assert l4.spot.monthly_max == pytest.approx(469.974)  # 2 x 0.3219 x 730
     assert t4.scale_to_zero_spot.monthly_savings == pytest.approx(76.796)  # 0.2104 x 730 x 0.5
     assert l4.scale_to_zero_spot.monthly_savings == pytest.approx(117.4935)  # 0.3219 x 730 x 0.5
-    assert report.totals["monthly_max"] == pytest.approx(1084.342)
+    # + the MIG pool: p4d.24xlarge spot $8.7832, 0..1 nodes.
+    assert report.totals["monthly_max"] == pytest.approx(1084.342 + 6411.736)
     assert any("g4dn.2xlarge" in note for note in report.notes)
 
 
@@ -183,6 +189,8 @@ def test_azure_retail_prices_parse_linux_spot_and_on_demand() -> None:
 
 def test_azure_refresh_feeds_the_report() -> None:
     cfg = load_stack_file("aks")
+    # The recorded API pages hold the T4 and A10 meters only; leave the A100 MIG pool out.
+    cfg = cfg.model_copy(update={"gpu_pools": [p for p in cfg.gpu_pools if p.name in ("t4", "a10")]})
     table = live_spot_table(cfg, load_prices(), fetch=recorded_fetch([]))
     pools = pools_by_name("aks", table=table, idle_fraction=0.75)
     assert pools["t4"].spot.monthly_max == pytest.approx(4 * 0.1188 * 730)
@@ -206,7 +214,7 @@ def test_cli_json_and_text(monkeypatch: pytest.MonkeyPatch) -> None:
     t4 = next(p for p in data["pools"] if p["name"] == "t4")
     assert t4["spot"]["monthly_max"] == pytest.approx(381.644)
     assert t4["node_price"]["on_demand_hourly"] == 0.594
-    assert data["totals"]["scale_to_zero_monthly_savings"] == pytest.approx(471.2333, abs=1e-4)
+    assert data["totals"]["scale_to_zero_monthly_savings"] == pytest.approx(471.2333 + 462.09, abs=1e-4)
     text = runner.invoke(cost, ["--stack", "eks"])
     assert text.exit_code == 0, text.output
     assert "Scale-to-zero" in text.output and "g4dn.xlarge" in text.output

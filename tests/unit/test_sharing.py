@@ -75,28 +75,29 @@ def test_mps_config() -> None:
 
 
 def test_mig_single_and_mixed() -> None:
-    single = plugin_config(GpuSharing(mig=Mig("single")), "A100-80GB")
-    assert single == {"version": "v1", "flags": {"migStrategy": "single"}}
-    assert advertised_resources(GpuSharing(mig=Mig("single")), "A100-80GB") == ("nvidia.com/gpu",)
-    mixed = GpuSharing(mig=Mig("mixed"))
-    assert "nvidia.com/mig-1g.10gb" in advertised_resources(mixed, "A100-80GB")
+    single = GpuSharing(mig=Mig("single", "1g.10gb"))
+    assert plugin_config(single, "A100-80GB") == {"version": "v1", "flags": {"migStrategy": "single"}}
+    assert advertised_resources(single, "A100-80GB") == ("nvidia.com/gpu",)
+    mixed = GpuSharing(mig=Mig("mixed", "all-1g.10gb"))
+    assert advertised_resources(mixed, "A100-80GB") == ("nvidia.com/mig-1g.10gb",)
     assert plugin_config(mixed, "A100-80GB")["flags"]["migStrategy"] == "mixed"
-
-
-def test_time_slicing_on_mixed_mig_lists_every_profile() -> None:
-    sharing = GpuSharing(time_slicing=TimeSlicing(2), mig=Mig("mixed"))
-    resources = plugin_config(sharing, "H100-80GB")["sharing"]["timeSlicing"]["resources"]
-    assert {"name": "nvidia.com/mig-3g.40gb", "replicas": 2} in resources
-    assert len(resources) == 6
+    balanced = GpuSharing(mig=Mig("mixed", "all-balanced"))
+    assert advertised_resources(balanced, "H100-80GB") == (
+        "nvidia.com/mig-1g.10gb",
+        "nvidia.com/mig-2g.20gb",
+        "nvidia.com/mig-3g.40gb",
+    )
 
 
 @pytest.mark.parametrize(
     ("sharing", "model", "message"),
     [
         (GpuSharing(time_slicing=TimeSlicing(2), mps=Mps(2)), "T4", "time-slicing and MPS"),
-        (GpuSharing(mps=Mps(2), mig=Mig("single")), "A100-80GB", "MPS cannot be combined with MIG"),
+        (GpuSharing(mps=Mps(2), mig=Mig("single", "1g.10gb")), "A100-80GB", "MIG is a pool's only"),
+        (GpuSharing(time_slicing=TimeSlicing(2), mig=Mig("mixed", "1g.10gb")), "H100-80GB", "only sharing"),
         (GpuSharing(time_slicing=TimeSlicing(1)), "T4", "shares nothing"),
-        (GpuSharing(mig=Mig("single")), "T4", "do not support MIG"),
+        (GpuSharing(mig=Mig("single", "1g.10gb")), "T4", "do not support MIG"),
+        (GpuSharing(mig=Mig("single", "1g.5gb")), "A100-80GB", "not a MIG profile of the A100-80GB"),
     ],
 )
 def test_plugin_config_guards_direct_callers(sharing: GpuSharing, model: str, message: str) -> None:
@@ -162,7 +163,7 @@ def test_no_gpu_pool_means_no_placement() -> None:
 
 
 def test_operator_values_carry_the_same_configs() -> None:
-    pools = [info("a100", "A100-80GB", GpuSharing(mig=Mig("mixed"))), info("t4", "T4")]
+    pools = [info("a100", "A100-80GB", GpuSharing(mig=Mig("mixed", "1g.10gb"))), info("t4", "T4")]
     values = operator_values(pools, release_name="gpu-operator")
     config = values["devicePlugin"]["config"]
     assert config["create"] is True and config["name"] == "gpu-operator-device-plugin-config"
@@ -271,10 +272,40 @@ def issues(raw: dict[str, Any]) -> list[str]:
             "time-slicing and MPS cannot be combined",
         ),
         (
-            {**A100, "sharing": {"mps": {"replicas": 2}, "mig": {"strategy": "single"}}},
-            "gpuPools[0].sharing",
-            "MPS cannot be combined with MIG",
+            {
+                **A100,
+                "sharing": {"mps": {"replicas": 2}, "mig": {"strategy": "single", "profile": "1g.10gb"}},
+            },
+            "gpuPools[0].sharing.mps",
+            "mps cannot be combined with mig",
         ),
+        (
+            {
+                **A100,
+                "sharing": {
+                    "timeSlicing": {"replicas": 2},
+                    "mig": {"strategy": "mixed", "profile": "1g.10gb"},
+                },
+            },
+            "gpuPools[0].sharing.timeSlicing",
+            "timeSlicing cannot be combined with mig",
+        ),
+        (
+            {**A100, "sharing": {"mig": {"strategy": "mixed", "profile": "1g.7gb"}}},
+            "gpuPools[0].sharing.mig.profile",
+            "'1g.7gb' is not a MIG profile of the A100-80GB",
+        ),
+        (
+            {**A100, "sharing": {"mig": {"strategy": "mixed", "profile": "1g.20gb"}}},
+            "gpuPools[0].sharing.mig.profile",
+            "AKS's gpuInstanceProfile cannot create 1g.20gb",
+        ),
+        (
+            {**A100, "sharing": {"mig": {"strategy": "single", "profile": "all-balanced"}}},
+            "gpuPools[0].sharing.mig.profile",
+            "single strategy cannot advertise",
+        ),
+        ({**A100, "sharing": {"mig": {"strategy": "single"}}}, "gpuPools[0].sharing.mig.profile", "required"),
         (
             {**T4, "sharing": {"timeSlicing": {"replicas": 1}}},
             "gpuPools[0].sharing.timeSlicing.replicas",
@@ -282,7 +313,7 @@ def issues(raw: dict[str, Any]) -> list[str]:
         ),
         ({**T4, "sharing": {"mps": {"replicas": 1}}}, "gpuPools[0].sharing.mps.replicas", "shares nothing"),
         (
-            {**T4, "sharing": {"mig": {"strategy": "single"}}},
+            {**T4, "sharing": {"mig": {"strategy": "single", "profile": "1g.10gb"}}},
             "gpuPools[0].sharing.mig",
             "T4 GPUs do not support MIG",
         ),
@@ -303,20 +334,22 @@ def test_sharing_on_a_gpu_less_pool_is_rejected() -> None:
     assert any("sharing is set on a pool that has no GPU" in issue for issue in issues(raw))
 
 
-def test_time_slicing_on_mig_is_accepted() -> None:
-    cfg = parse_config(
-        aks({**A100, "sharing": {"timeSlicing": {"replicas": 2}, "mig": {"strategy": "mixed"}}}), "test"
-    )
+def test_a_valid_mig_pool_is_accepted() -> None:
+    cfg = parse_config(aks({**A100, "sharing": {"mig": {"strategy": "mixed", "profile": "2g.20gb"}}}), "test")
     assert cfg.gpu_pools[0].sharing.mig is not None
+    assert cfg.gpu_pools[0].sharing.mig.profile == "2g.20gb"
 
 
 def test_every_sharing_error_is_reported_at_once() -> None:
     found = issues(
         aks(
             {**T4, "sharing": {"timeSlicing": {"replicas": 1}, "mps": {"replicas": 1}}},
-            {**A100, "sharing": {"mps": {"replicas": 2}, "mig": {"strategy": "single"}}},
+            {
+                **A100,
+                "sharing": {"mps": {"replicas": 2}, "mig": {"strategy": "single", "profile": "1g.10gb"}},
+            },
         )
     )
     assert len(found) >= 4
     assert any("gpuPools[0]" in i and "MPS" in i for i in found)
-    assert any("gpuPools[1]" in i and "MIG" in i for i in found)
+    assert any("gpuPools[1].sharing.mps" in i and "mig" in i for i in found)
