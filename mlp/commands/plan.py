@@ -41,9 +41,21 @@ def _tree(stack: str, run: ProgramRun) -> Tree:
     help="Report directory; each stack writes <out>/<stack>/.",
 )
 @click.option("--tree/--no-tree", default=True, show_default=True, help="Print the resource tree.")
+@click.option(
+    "--policy/--no-policy",
+    default=True,
+    show_default=True,
+    help="Run the policy pack (policy/rules.py): mandatory violations fail, advisory and waived are listed.",
+)
 @json_option
 def plan(
-    stacks: tuple[str, ...], crd_dir: Path | None, strict: bool, out: Path, tree: bool, as_json: bool
+    stacks: tuple[str, ...],
+    crd_dir: Path | None,
+    strict: bool,
+    out: Path,
+    tree: bool,
+    policy: bool,
+    as_json: bool,
 ) -> None:
     """Run a stack's real program under Pulumi mocks, render and validate every object.
 
@@ -74,7 +86,9 @@ def plan(
     summaries = []
     codes = {ExitCode.OK}
     for stack in chosen:
-        result = plan_stack(stack, out_dir=out, crd_dir=crd_dir if crd_dir.is_dir() else None, strict=strict)
+        result = plan_stack(
+            stack, out_dir=out, crd_dir=crd_dir if crd_dir.is_dir() else None, strict=strict, policy=policy
+        )
         summaries.append(result.summary())
         if result.error and result.error.startswith("no stack file"):
             codes.add(ExitCode.BAD_INPUT)
@@ -99,6 +113,11 @@ def plan(
             console.print(Text.assemble(("✗ ", "red"), f"{finding.file} [{finding.rule}] {finding.message}"))
         for line in result.unvalidated:
             console.print(Text.assemble(("? unvalidated ", "yellow"), line))
+        for finding in result.policy_advisory + result.policy_waived:
+            label = "advisory" if finding in result.policy_advisory else "waived (policy/waivers.yaml)"
+            console.print(
+                Text.assemble((f"! {label} ", "yellow"), f"{finding.file} [{finding.rule}] {finding.message}")
+            )
         verdict = "[green]PASS[/]" if result.ok else "[red]FAIL[/]"
         console.print(
             f"{verdict} {stack}: {result.resources} resources ({result.components} components), "

@@ -55,6 +55,8 @@ class StackPlan:
     invalid: int = 0
     unvalidated: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    policy_advisory: list[Finding] = field(default_factory=list)
+    policy_waived: list[Finding] = field(default_factory=list)
     exports: dict[str, Any] = field(default_factory=dict)
     schema_version: str = ""
     crd_dir: str = ""
@@ -116,6 +118,7 @@ def plan_stack(
     crd_dir: Path | None,
     strict: bool = False,
     root: Path | None = None,
+    policy: bool = False,
 ) -> StackPlan:
     """Plan one stack and write its report files.
 
@@ -125,6 +128,8 @@ def plan_stack(
         crd_dir: Directory of official CRDs for custom-resource validation.
         strict: Treat custom resources whose CRD is missing as failures.
         root: Project root holding the stack files.
+        policy: Also run the policy pack's rules (policy/rules.py) over the recorded resources:
+            mandatory violations are findings, advisory and waived ones are listed apart.
 
     Returns:
         The plan; ``ok`` says whether it passed.
@@ -188,6 +193,14 @@ def plan_stack(
     result.findings += [Finding(file, rule, message) for file, rule, message in charts_found]
     if charts_note:
         result.unvalidated.append(charts_note)
+
+    if policy:
+        from policy.offline import check_stack
+
+        report = check_stack(entries, cfg, stack)
+        result.findings += [Finding(v.resource, f"policy:{v.rule}", v.message) for v in report.mandatory]
+        result.policy_advisory = [Finding(v.resource, f"policy:{v.rule}", v.message) for v in report.advisory]
+        result.policy_waived = [Finding(v.resource, f"policy:{v.rule}", v.message) for v in report.waived]
 
     for key in outputs.SECRET_KEYS & set(run.exports):
         if key not in run.secret_exports:
