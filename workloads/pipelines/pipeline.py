@@ -69,7 +69,9 @@ class ClusterPlacement:
     Attributes:
         tolerations: Tolerations for the train step (the stack's GPU tolerations).
         node_selector: Node labels the train step must run on (empty = any node it tolerates).
-        gpu: Request one ``nvidia.com/gpu`` for the train step.
+        gpu: Request one GPU (``gpu_resource``) for the train step.
+        gpu_resource: Extended resource the train step requests: the pool's ``resourceName``
+            (``nvidia.com/mig-1g.10gb`` on a MIG ``mixed`` pool).
         retries: Retries of the train step; each resumes from the last checkpoint.
         s3_endpoint: Object-store endpoint for checkpoints and MLflow artifacts.
         s3_secret: Kubernetes secret holding the object-store credentials.
@@ -78,6 +80,7 @@ class ClusterPlacement:
     tolerations: list[dict[str, Any]] = field(default_factory=list)
     node_selector: dict[str, str] = field(default_factory=dict)
     gpu: bool = False
+    gpu_resource: str = WHOLE_GPU_RESOURCE
     retries: int = 3
     s3_endpoint: str | None = None
     s3_secret: str | None = S3_SECRET_DEFAULT
@@ -88,12 +91,15 @@ class ClusterPlacement:
     ) -> "ClusterPlacement":
         """Placement from a stack's outputs: GPU tolerations when it has GPU pools."""
         node_selector: dict[str, str] = {}
+        resource = WHOLE_GPU_RESOURCE
         if gpu and target.outputs is not None and target.outputs.gpu_pools:
             node_selector = dict(target.outputs.gpu_pools[0].labels)
+            resource = target.outputs.gpu_pools[0].resource_name
         return cls(
             tolerations=target.gpu_tolerations,
             node_selector=node_selector,
             gpu=gpu,
+            gpu_resource=resource,
             s3_endpoint=target.outputs.s3_endpoint if target.outputs else None,
             s3_secret=s3_secret,
         )
@@ -119,7 +125,7 @@ def _apply_placement(tasks: dict[str, Any], placement: ClusterPlacement) -> None
     for label, value in placement.node_selector.items():
         kubernetes.add_node_selector(train, label_key=label, label_value=value)
     if placement.gpu:
-        train.set_accelerator_type(WHOLE_GPU_RESOURCE).set_accelerator_limit(1)
+        train.set_accelerator_type(placement.gpu_resource).set_accelerator_limit(1)
     if placement.retries:
         train.set_retry(num_retries=placement.retries, backoff_duration="30s", backoff_factor=2.0)
     for name in ("train", "register"):
