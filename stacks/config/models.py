@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
 from stacks.config.serving import ServingConfig
 
 from components.clusters.aks_spec import PLATFORM_POOL_NAME, SYSTEM_POOL_NAME
 from components.versions import DEFAULT_KUBERNETES_VERSION
+from stacks.config.base import ConfigModel
 
 NAMESPACE = "mlplatform"
 SUPPORTED_K8S_MINORS = range(30, 36)
@@ -24,12 +24,6 @@ NVIDIA_AMI_TYPES = ("AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA", "AL2_x
 OPEN_CIDRS = ("0.0.0.0/0", "::/0")
 AKS_RESERVED_POOL_NAMES = frozenset({SYSTEM_POOL_NAME, PLATFORM_POOL_NAME})
 """Names of the AKS cluster's own pools, which a GPU pool may not take."""
-
-
-class ConfigModel(BaseModel):
-    """Strict base: camelCase keys as in the stack files, unknown keys rejected."""
-
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
 # --- GPU pools -------------------------------------------------------------------------------

@@ -10,21 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
+
+from stacks.config.base import ConfigModel
 
 if TYPE_CHECKING:
     from stacks.config.errors import ConfigIssue
-
-
-class ConfigModel(BaseModel):
-    """The same strict base as :class:`stacks.config.models.ConfigModel` (camelCase, no unknown keys).
-
-    Not imported from there: ``models`` imports this module for ``ServingConfig``, so importing back
-    would be circular.
-    """
-
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
 DeploymentMode = Literal["Serverless", "RawDeployment"]
