@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 export MLP_CRD_DIR ?= $(firstword $(wildcard $(abspath ../shared/crds)))
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-fast plan lint install clean
+.PHONY: demo test test-fast plan lint install clean checkov
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,21 @@ test-fast: $(STAMP) ## Skip the slow and end-to-end tiers.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+# checkov lives in its own virtualenv: its dependency pins must not move the project's.
+$(CHECKOV_STAMP):
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	@touch $@
+
+checkov: $(STAMP) $(CHECKOV_STAMP) ## checkov over every rendered object, offline; fails outside policy/checkov-allowlist.yaml.
+	$(BIN)/mlp plan --no-tree --policy --out build/plan
+	$(BIN)/python -m policy.checkov_gate --plan build/plan --checkov $(CHECKOV_VENV)/bin/checkov --out build/checkov
 
 clean:
 	rm -rf build .mlp .pytest_cache
