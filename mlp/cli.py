@@ -47,6 +47,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "tune": ("mlp.commands.tune", "tune", "Hyperparameter tuning from one search-space definition."),
     "lineage": ("mlp.commands.lineage", "lineage", "Show the lineage of a registered model version."),
     "rag": ("mlp.commands.rag", "rag", "Ask the lab's docs and experiment results, with cited answers."),
+    "serve": (
+        "mlp.commands.serve",
+        "serve",
+        "Serve the registry's champion and challenger: locally on loopback, or on a stack's KServe.",
+    ),
     "vectordb": (
         "mlp.commands.vectordb",
         "vectordb",

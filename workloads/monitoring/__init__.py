@@ -1,0 +1,1 @@
+"""Monitoring of served models: feature drift."""
