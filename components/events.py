@@ -9,7 +9,11 @@
 * A ``Sensor`` runs a Kubernetes Job trigger for either event: the Job runs the workload image's
   ``mlp pipeline run`` against the stack's outputs (mounted from a ConfigMap), which compiles the
   training pipeline and submits it to KFP. The object key that fired the event travels into the
-  Job as ``MLP_DATASET_KEY`` and as an annotation.
+  Job as ``MLP_DATASET_KEY`` (``mlp pipeline run`` reads it as ``--dataset-key``: preprocess reads
+  ``s3://<datasets bucket>/<key>``) and as an annotation. The Job gets the MLflow user from a
+  Secret in this namespace (``secretKeyRef``), never as plain values.
+* The namespace has Pod Security labels and default-deny ingress; the webhook port is open to
+  the namespaces listed in ``webhook_clients``.
 
 Custom resources are plain dicts (the SDKs of Argo nest webhook fields under ``webhookContext``,
 which is not the real format).
@@ -24,7 +28,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.helm import pinned_release
+from components.security import IngressAllow, NamespaceSecurity, NamespaceSecurityArgs
 from components.storage import instance_labels
+from components.tracking import (
+    TRACKING_PASSWORD_KEY,
+    TRACKING_SECRET,
+    TRACKING_USERNAME_KEY,
+    TrackingCredentials,
+    tracking_credentials_secret,
+)
 from components.versions import CHARTS, IMAGES, ChartPin, ImagePin
 
 API_VERSION: Final = "argoproj.io/v1alpha1"
@@ -54,6 +66,8 @@ class DatasetEventsArgs:
         access_key_id: The events service's MinIO access key id.
         secret_access_key: Its secret key (a Pulumi secret).
         outputs_json: The stack outputs the trigger Job reads (no secret in them).
+        tracking: The MLflow user the trigger Job gets from a Secret (None: none).
+        webhook_clients: Namespaces whose pods may call the webhook.
         trigger_command: Command of the trigger Job's container.
         chart: Argo Events chart pin.
         controller_image: Controller image pin.
@@ -67,6 +81,8 @@ class DatasetEventsArgs:
     access_key_id: pulumi.Input[str]
     secret_access_key: pulumi.Input[str]
     outputs_json: pulumi.Input[str]
+    tracking: TrackingCredentials | None = None
+    webhook_clients: tuple[str, ...] = ("kubeflow", "mlp-workloads")
     trigger_command: tuple[str, ...] = (
         "mlp",
         "pipeline",
@@ -134,6 +150,19 @@ def webhook_source_spec(source_name: str, namespace: str) -> dict[str, Any]:
     }
 
 
+def tracking_env(args: DatasetEventsArgs) -> list[dict[str, Any]]:
+    """The MLflow user as environment variables read from :data:`TRACKING_SECRET` (if any)."""
+    if args.tracking is None:
+        return []
+    return [
+        {"name": var, "valueFrom": {"secretKeyRef": {"name": TRACKING_SECRET, "key": key}}}
+        for var, key in (
+            ("MLFLOW_TRACKING_USERNAME", TRACKING_USERNAME_KEY),
+            ("MLFLOW_TRACKING_PASSWORD", TRACKING_PASSWORD_KEY),
+        )
+    ]
+
+
 def trigger_job(args: DatasetEventsArgs, *, service_account: str, outputs_config_map: str) -> dict[str, Any]:
     """The Job the Sensor creates: ``mlp pipeline run`` on the stack's outputs."""
     security = {
@@ -162,7 +191,8 @@ def trigger_job(args: DatasetEventsArgs, *, service_account: str, outputs_config
                             "name": "submit",
                             "image": args.workload_image.ref,
                             "command": list(args.trigger_command),
-                            "env": [{"name": DATASET_KEY_ENV, "value": ""}],
+                            # env[0] is filled by the Sensor (see sensor_spec); keep it first.
+                            "env": [{"name": DATASET_KEY_ENV, "value": ""}, *tracking_env(args)],
                             "resources": {
                                 "requests": {"cpu": "100m", "memory": "512Mi"},
                                 "limits": {"memory": "1Gi"},
@@ -244,15 +274,29 @@ class DatasetEvents(pulumi.ComponentResource):
         super().__init__("mlplatform:events:DatasetEvents", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         labels = instance_labels("events", name)
-        ns = k8s.core.v1.Namespace(
-            f"{name}-ns", metadata={"name": args.namespace, "labels": labels}, opts=child
+        # JetStream and the controller's pods set no seccomp profile: baseline enforced,
+        # restricted warned. The EventBus and the sources talk inside the namespace.
+        security = NamespaceSecurity(
+            f"{name}-ns",
+            NamespaceSecurityArgs(
+                namespace=args.namespace,
+                pod_security="baseline",
+                pod_security_warn="restricted",
+                labels=labels,
+                allows=(
+                    IngressAllow(
+                        "dataset-webhook", ports=(WEBHOOK_PORT,), from_namespaces=args.webhook_clients
+                    ),
+                ),
+            ),
+            opts=child,
         )
-        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[security])
         release = pinned_release(
             f"{name}-release",
             args.chart,
             release_name=name,
-            namespace=ns.metadata.name,
+            namespace=security.namespace,
             values=chart_values(args),
             opts=in_ns,
         )
@@ -275,6 +319,13 @@ class DatasetEvents(pulumi.ComponentResource):
             data={OUTPUTS_FILE: args.outputs_json},
             opts=in_ns,
         )
+        tracking_deps: list[pulumi.Resource] = []
+        if args.tracking is not None:
+            tracking_deps.append(
+                tracking_credentials_secret(
+                    f"{name}-mlflow-credentials", args.namespace, args.tracking, labels=labels, opts=in_ns
+                )
+            )
         # The Sensor's pods create the trigger Jobs: a ServiceAccount allowed exactly that.
         sa_name = f"{name}-sensor"
         sa = k8s.core.v1.ServiceAccount(
@@ -325,7 +376,7 @@ class DatasetEvents(pulumi.ComponentResource):
                 service_account=sa_name,
                 outputs_config_map=outputs_name,
             ),
-            [binding, outputs_map],
+            [binding, outputs_map, *tracking_deps],
         )
         self.namespace: str = args.namespace
         self.webhook_url: str = webhook_url(webhook_source, args.namespace)

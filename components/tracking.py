@@ -27,12 +27,15 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.helm import pinned_release
+from components.security import IngressAllow, NamespaceSecurity, NamespaceSecurityArgs
 from components.storage import ContainerResources, instance_labels
 from components.versions import CHARTS, IMAGES, ChartPin, ImagePin
 
 POSTGRES_PORT: Final = 5432
 MLFLOW_PORT: Final = 80
-"""Port of the chart's Service (the container listens on 5000)."""
+"""Port of the chart's Service."""
+MLFLOW_CONTAINER_PORT: Final = 5000
+"""Port the server listens on (the chart's ``service.containerPort`` default)."""
 DB_USERNAME_KEY: Final = "username"
 DB_PASSWORD_KEY: Final = "password"
 ADMIN_USERNAME_KEY: Final = "username"
@@ -44,6 +47,48 @@ AUTH_DATABASE: Final = "mlflow_auth"
 PROMETHEUS_DIR: Final = "/mlflow/metrics"
 POSTGRES_UID: Final = 999
 """uid/gid of the ``postgres`` user in the official image."""
+
+
+TRACKING_SECRET: Final = "mlflow-tracking-credentials"
+"""Secret, in each client namespace, with the server's basic-auth user for pods (``secretKeyRef``)."""
+TRACKING_USERNAME_KEY: Final = "username"
+TRACKING_PASSWORD_KEY: Final = "password"
+
+
+@dataclass(frozen=True)
+class TrackingCredentials:
+    """The MLflow basic-auth user that in-cluster clients (pipeline steps, trigger Jobs) use.
+
+    Attributes:
+        username: User name (not secret).
+        password: Password (a Pulumi secret).
+
+    """
+
+    username: pulumi.Input[str]
+    password: pulumi.Input[str]
+
+
+def tracking_credentials_secret(
+    name: str,
+    namespace: pulumi.Input[str],
+    credentials: TrackingCredentials,
+    *,
+    labels: dict[str, str] | None = None,
+    opts: pulumi.ResourceOptions,
+) -> k8s.core.v1.Secret:
+    """Declare :data:`TRACKING_SECRET` in ``namespace``; pods read it with ``secretKeyRef``."""
+    return k8s.core.v1.Secret(
+        name,
+        metadata={"name": TRACKING_SECRET, "namespace": namespace, "labels": labels or {}},
+        type="Opaque",
+        string_data=pulumi.Output.secret(
+            pulumi.Output.all(credentials.username, credentials.password).apply(
+                lambda pair: {TRACKING_USERNAME_KEY: pair[0], TRACKING_PASSWORD_KEY: pair[1]}
+            )
+        ),
+        opts=opts,
+    )
 
 
 @dataclass(frozen=True)
@@ -74,7 +119,9 @@ class TrackingServerArgs:
         namespace: Namespace to create and run in.
         storage_class: Storage class of the Postgres volume.
         artifacts: The object store the server proxies artifacts to.
+        clients: Namespaces whose pods may reach the server (NetworkPolicy).
         postgres_storage_gi: Size of the Postgres volume.
+        replicas: MLflow server pods (stateless; everything it stores is in Postgres and MinIO).
         service_monitor: Declare a ServiceMonitor (needs the Prometheus Operator CRDs).
         chart: MLflow chart pin.
         image: MLflow server image pin.
@@ -87,7 +134,9 @@ class TrackingServerArgs:
     namespace: str
     storage_class: str
     artifacts: ArtifactStore
+    clients: tuple[str, ...] = ("kubeflow", "argo-events", "mlp-workloads")
     postgres_storage_gi: int = 10
+    replicas: int = 1
     service_monitor: bool = True
     chart: ChartPin = field(default_factory=lambda: CHARTS["mlflow"])
     image: ImagePin = field(default_factory=lambda: IMAGES["mlflow"])
@@ -102,6 +151,8 @@ class TrackingServerArgs:
     def __post_init__(self) -> None:
         if self.postgres_storage_gi < 1:
             raise ValueError(f"postgres_storage_gi must be at least 1, got {self.postgres_storage_gi}")
+        if self.replicas < 1:
+            raise ValueError(f"replicas must be at least 1, got {self.replicas}")
 
 
 def postgres_host(name: str, namespace: str) -> str:
@@ -204,6 +255,7 @@ def mlflow_values(
     host = postgres_host(name, namespace)
     return {
         "fullnameOverride": name,
+        "replicaCount": args.replicas,
         "image": {"repository": args.image.repository, "tag": args.image.tag},
         "initImages": {"mlflowDbMigration": {"repository": args.image.repository, "tag": args.image.tag}},
         "service": {"type": "ClusterIP", "port": MLFLOW_PORT},
@@ -283,11 +335,25 @@ class TrackingServer(pulumi.ComponentResource):
         super().__init__("mlplatform:tracking:TrackingServer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         labels = instance_labels("tracking", name)
-        ns = k8s.core.v1.Namespace(
-            f"{name}-ns", metadata={"name": args.namespace, "labels": labels}, opts=child
+        # The chart's pods set no seccomp profile, so `restricted` is warned about, not enforced.
+        # Clients reach the server's container port; Postgres stays same-namespace only.
+        security = NamespaceSecurity(
+            f"{name}-ns",
+            NamespaceSecurityArgs(
+                namespace=args.namespace,
+                pod_security="baseline",
+                pod_security_warn="restricted",
+                labels=labels,
+                allows=(
+                    IngressAllow(
+                        "tracking-clients", ports=(MLFLOW_CONTAINER_PORT,), from_namespaces=args.clients
+                    ),
+                ),
+            ),
+            opts=child,
         )
-        namespace = ns.metadata.apply(lambda m: m.name)
-        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
+        namespace = security.namespace
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[security])
 
         def secret(suffix: str, data: pulumi.Output[dict[str, str]]) -> k8s.core.v1.Secret:
             return k8s.core.v1.Secret(

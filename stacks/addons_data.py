@@ -34,7 +34,7 @@ VERSIONED_BUCKETS = (MLFLOW_BUCKET, PLATFORM_BUCKET, SNAPSHOT_BUCKET)
 """Model artifacts, pipeline data and backups keep every version of an object."""
 SERVICE_USERS = (
     ServiceUser("mlflow", (MLFLOW_BUCKET,)),
-    ServiceUser("kfp", (PLATFORM_BUCKET,)),
+    ServiceUser("kfp", (PLATFORM_BUCKET, DATASETS_BUCKET)),  # steps read new datasets (preprocess)
     ServiceUser("milvus", ("milvus",)),
     ServiceUser("snapshots", (SNAPSHOT_BUCKET,)),
     ServiceUser("kserve", (MLFLOW_BUCKET,)),

@@ -8,6 +8,8 @@ The objects the platform owns are declared here, on top of them:
   patched with KFP's own generated MinIO user, so the upstream default keys are never used;
 * ``kfp-launcher`` (the launcher's config) is patched so step artifacts go to the platform's
   MinIO, in the pipelines bucket, with those credentials;
+* ``mlflow-tracking-credentials`` holds the MLflow basic-auth user; the compiled pipeline's
+  register step reads it with ``secretKeyRef`` (``workloads/pipelines/pipeline.py``);
 * a ServiceMonitor scrapes the API server's ``/metrics`` (run counts and durations).
 
 GPU placement is not configured here: the workloads compile the pipeline with the stack's GPU
@@ -24,6 +26,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.kubeflow.manifests import github_kustomization, service_monitor
+from components.tracking import TrackingCredentials, tracking_credentials_secret
 from components.versions import MANIFESTS
 
 REPO: Final = "kubeflow/pipelines"
@@ -50,6 +53,7 @@ class PipelinesArgs:
         bucket: Bucket of pipeline artifacts.
         access_key_id: KFP's MinIO access key id.
         secret_access_key: KFP's MinIO secret key (a Pulumi secret).
+        tracking: The MLflow user the pipeline steps log and register with (None: no MLflow).
         ref: Upstream release tag.
         service_monitor: Declare a ServiceMonitor (needs the Prometheus Operator CRDs).
 
@@ -60,6 +64,7 @@ class PipelinesArgs:
     bucket: str
     access_key_id: pulumi.Input[str]
     secret_access_key: pulumi.Input[str]
+    tracking: TrackingCredentials | None = None
     ref: str = MANIFESTS["kubeflow-pipelines"]
     service_monitor: bool = True
 
@@ -138,6 +143,10 @@ class KubeflowPipelines(pulumi.ComponentResource):
             data=launcher_config(args),
             opts=after_install,
         )
+        if args.tracking is not None:
+            tracking_credentials_secret(
+                f"{name}-mlflow-credentials", NAMESPACE, args.tracking, opts=after_install
+            )
         if args.service_monitor:
             service_monitor(
                 f"{name}-api-metrics",

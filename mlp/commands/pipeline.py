@@ -80,6 +80,13 @@ def compile_command(target: str, outputs_file: Path | None, out: Path | None, gp
     "--wait", type=int, default=0, help="Cluster targets: wait up to this many seconds for the run."
 )
 @click.option("--verbose", is_flag=True, help="Stream the steps' logs (local target).")
+@click.option(
+    "--dataset-key",
+    envvar="MLP_DATASET_KEY",
+    default="",
+    help="Stack targets: preprocess reads s3://<datasetsBucket>/KEY instead of the bundled dataset "
+    "(default $MLP_DATASET_KEY, which the dataset trigger Job sets).",
+)
 @json_option
 def run_command(
     target: str,
@@ -90,6 +97,7 @@ def run_command(
     gpu: bool,
     wait: int,
     verbose: bool,
+    dataset_key: str,
     as_json: bool,
 ) -> None:
     """Run the pipeline on the target.
@@ -105,6 +113,8 @@ def run_command(
     overrides = _overrides(params, params_file)
     resolved = resolve_target(target, outputs_file)
     try:
+        if dataset_key:
+            overrides["dataset_uri"] = training.dataset_uri(resolved, dataset_key)
         training.arguments_for(resolved, overrides)
     except ValueError as error:
         raise BadInput(str(error)) from None

@@ -19,6 +19,7 @@ from stacks.config.models import (
     GpuPoolConfig,
     PlatformConfig,
 )
+from stacks.config.platform import check_platform
 from stacks.config.serving import check_serving
 
 
@@ -96,6 +97,8 @@ def cross_checks(
             issues.extend(check_mig_provider(cfg, target))
     if "serving" in present:
         issues.extend(check_serving(cfg.serving))
+    if "platform" in present and "platform" not in failed:
+        issues.extend(check_platform(cfg.platform))
     return issues
 
 

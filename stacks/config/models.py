@@ -10,11 +10,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from stacks.config.serving import ServingConfig
-
 from components.clusters.aks_spec import PLATFORM_POOL_NAME, SYSTEM_POOL_NAME
 from components.versions import DEFAULT_KUBERNETES_VERSION
 from stacks.config.base import ConfigModel
+from stacks.config.platform import PlatformServicesConfig
+from stacks.config.serving import ServingConfig
 
 NAMESPACE = "mlplatform"
 SUPPORTED_K8S_MINORS = range(30, 36)
@@ -65,7 +65,9 @@ class SharingConfig(ConfigModel):
 
     time_slicing: TimeSlicingConfig | None = Field(None, description="Time-slicing settings.")
     mps: MpsConfig | None = Field(None, description="MPS settings.")
-    mig: MigConfig | None = Field(None, description="MIG partitioning (the pool's only sharing mode when set).")
+    mig: MigConfig | None = Field(
+        None, description="MIG partitioning (the pool's only sharing mode when set)."
+    )
 
 
 class GpuPoolConfig(ConfigModel):
@@ -271,6 +273,10 @@ class PlatformConfig(ConfigModel):
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Object storage (MinIO).")
     vectordb: VectorDbConfig = Field(default_factory=VectorDbConfig, description="Vector databases.")
     serving: ServingConfig = Field(default_factory=ServingConfig, description="Model serving (KServe).")
+    platform: PlatformServicesConfig = Field(
+        default_factory=PlatformServicesConfig,
+        description="ML platform services (KFP, Katib, MLflow, Argo Events).",
+    )
 
     @property
     def kubernetes_minor(self) -> int:

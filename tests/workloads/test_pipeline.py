@@ -238,9 +238,9 @@ def test_cluster_ir_puts_gpu_tolerations_on_train(tmp_path: Path) -> None:
     ]
     assert executors["exec-train"]["nodeSelector"]["labels"] == {"mlplatform/gpu": "true"}
     assert "tolerations" not in executors.get("exec-preprocess", {})
-    for name in ("exec-train", "exec-register"):
-        [secret] = executors[name]["secretAsEnv"]
-        assert secret["secretName"] == training.S3_SECRET_DEFAULT
+    for name in ("exec-preprocess", "exec-train", "exec-register"):
+        secrets = {s["secretName"]: s for s in executors[name]["secretAsEnv"]}
+        secret = secrets[training.S3_SECRET_DEFAULT]
         assert {k["envVar"] for k in secret["keyToEnv"]} == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     train = spec["deploymentSpec"]["executors"]["exec-train"]["container"]
     assert train["image"] == "registry/workloads:1"

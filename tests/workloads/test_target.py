@@ -55,6 +55,8 @@ def full_outputs() -> dict[str, Any]:
         keys.MILVUS_TOKEN: "root:pw",
         keys.KSERVE_DEPLOYMENT_MODE: "Serverless",
         keys.KSERVE_URL_TEMPLATE: "http://{name}.{namespace}.example.com",
+        keys.WORKLOAD_IMAGE: "ghcr.io/mlplatform/workloads:0.1.0",
+        keys.DATASETS_BUCKET: "datasets",
     }
 
 

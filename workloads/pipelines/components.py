@@ -19,13 +19,17 @@ def preprocess(
     seed: int,
     train_data: Output[Dataset],
     test_data: Output[Dataset],
+    dataset_uri: str = "",
 ) -> NamedTuple("PreprocessOutputs", [("data_hash", str), ("n_train", int), ("n_test", int)]):
-    """Load the dataset, validate schema and ranges, hash its content, split it stratified."""
+    """Load the dataset, validate schema and ranges, hash its content, split it stratified.
+
+    ``dataset_uri`` (``s3://bucket/key`` or a path to a CSV) replaces the bundled dataset.
+    """
     from collections import namedtuple
 
     from workloads.pipelines import steps
 
-    result = steps.preprocess(test_size, seed, train_data.path, test_data.path)
+    result = steps.preprocess(test_size, seed, train_data.path, test_data.path, dataset_uri=dataset_uri)
     for artifact, rows in ((train_data, result["n_train"]), (test_data, result["n_test"])):
         artifact.metadata.update({"rows": rows, "data_hash": result["data_hash"], "format": "csv"})
     outputs = namedtuple("PreprocessOutputs", ["data_hash", "n_train", "n_test"])

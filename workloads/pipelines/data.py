@@ -76,6 +76,31 @@ def load_dataset() -> pd.DataFrame:
     return frame
 
 
+def read_dataset(uri: str) -> pd.DataFrame:
+    """Read a CSV dataset from ``s3://bucket/key`` (endpoint and keys from the ``AWS_*`` environment) or a path.
+
+    Raises:
+        DataValidationError: When the object cannot be read or is not a CSV table.
+    """
+    import io
+
+    try:
+        if uri.startswith("s3://"):
+            import boto3
+
+            bucket, _, key = uri.removeprefix("s3://").partition("/")
+            if not bucket or not key:
+                raise ValueError(f"expected s3://bucket/key, got {uri!r}")
+            body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+            frame = pd.read_csv(io.BytesIO(body), float_precision="round_trip")
+        else:
+            frame = pd.read_csv(uri, float_precision="round_trip")
+    except Exception as error:  # noqa: BLE001 - botocore, pandas and OS errors share no base
+        raise DataValidationError([f"cannot read dataset {uri}: {type(error).__name__}: {error}"]) from error
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
 def validate(frame: pd.DataFrame, schema: Schema) -> None:
     """Check columns, dtypes, missing values, ranges, labels and class balance.
 

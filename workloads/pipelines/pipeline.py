@@ -39,6 +39,11 @@ IMAGE_ENV = "MLP_WORKLOAD_IMAGE"
 S3_SECRET_DEFAULT = "mlpipeline-minio-artifact"
 """Secret with the object-store credentials in the KFP namespace (KFP's own manifests create it)."""
 S3_SECRET_KEYS = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
+MLFLOW_SECRET_DEFAULT = "mlflow-tracking-credentials"
+"""Secret with the MLflow basic-auth user in the KFP namespace (the platform layer declares it)."""
+MLFLOW_SECRET_KEYS = {"username": "MLFLOW_TRACKING_USERNAME", "password": "MLFLOW_TRACKING_PASSWORD"}
+S3_STEPS = ("preprocess", "train", "register")
+"""Steps that read or write object storage: a dataset, checkpoints, MLflow's artifacts."""
 STEP_NAMES = ("preprocess", "train", "evaluate", "register")
 _DEFAULTS = TrainParams()
 
@@ -75,6 +80,7 @@ class ClusterPlacement:
         retries: Retries of the train step; each resumes from the last checkpoint.
         s3_endpoint: Object-store endpoint for checkpoints and MLflow artifacts.
         s3_secret: Kubernetes secret holding the object-store credentials.
+        mlflow_secret: Kubernetes secret holding the MLflow user (the register step's env).
     """
 
     tolerations: list[dict[str, Any]] = field(default_factory=list)
@@ -84,6 +90,7 @@ class ClusterPlacement:
     retries: int = 3
     s3_endpoint: str | None = None
     s3_secret: str | None = S3_SECRET_DEFAULT
+    mlflow_secret: str | None = MLFLOW_SECRET_DEFAULT
 
     @classmethod
     def for_target(
@@ -128,7 +135,11 @@ def _apply_placement(tasks: dict[str, Any], placement: ClusterPlacement) -> None
         train.set_accelerator_type(placement.gpu_resource).set_accelerator_limit(1)
     if placement.retries:
         train.set_retry(num_retries=placement.retries, backoff_duration="30s", backoff_factor=2.0)
-    for name in ("train", "register"):
+    if placement.mlflow_secret:
+        kubernetes.use_secret_as_env(
+            tasks["register"], secret_name=placement.mlflow_secret, secret_key_to_env=MLFLOW_SECRET_KEYS
+        )
+    for name in S3_STEPS:
         if placement.s3_endpoint:
             tasks[name].set_env_variable("AWS_ENDPOINT_URL", placement.s3_endpoint)
             tasks[name].set_env_variable("MLFLOW_S3_ENDPOINT_URL", placement.s3_endpoint)
@@ -180,6 +191,7 @@ def build_pipeline(image: str | None = None, placement: ClusterPlacement | None 
         mlflow_tracking_uri: str,
         checkpoint_root: str,
         mlflow_artifact_location: str = "",
+        dataset_uri: str = "",
         mlflow_experiment: str = registry.TRAINING_EXPERIMENT,
         model_name: str = registry.DEFAULT_MODEL_NAME,
         test_size: float = 0.2,
@@ -195,7 +207,9 @@ def build_pipeline(image: str | None = None, placement: ClusterPlacement | None 
         git_commit: str = "unknown",
         tuning_run_id: str = "",
     ) -> PipelineOutputs:
-        preprocess = preprocess_op(test_size=test_size, seed=split_seed).set_display_name("preprocess")
+        preprocess = preprocess_op(
+            test_size=test_size, seed=split_seed, dataset_uri=dataset_uri
+        ).set_display_name("preprocess")
         train = train_op(
             train_data=preprocess.outputs["train_data"],
             data_hash=preprocess.outputs["data_hash"],
@@ -241,7 +255,7 @@ def build_pipeline(image: str | None = None, placement: ClusterPlacement | None 
         ).set_display_name("register")
         register.set_caching_options(False)
         if placement is not None:
-            _apply_placement({"train": train, "register": register}, placement)
+            _apply_placement({"preprocess": preprocess, "train": train, "register": register}, placement)
         return PipelineOutputs(
             model_version=register.outputs["model_version"],
             aliases=register.outputs["aliases"],
@@ -279,6 +293,7 @@ PIPELINE_PARAM_NAMES = (
     "model_name",
     "mlflow_experiment",
     "tuning_run_id",
+    "dataset_uri",
 )
 
 
@@ -330,6 +345,24 @@ def arguments_for(target: Target, overrides: dict[str, Any] | None = None) -> di
         "git_commit": registry.git_commit(),
         **overrides,
     }
+
+
+def dataset_uri(target: Target, key: str) -> str:
+    """``s3://<datasets bucket>/<key>``: a dataset object of the stack, for the preprocess step.
+
+    Raises:
+        ValueError: For an empty or absolute key, or a local target (it has no datasets bucket).
+        TargetError: When the stack exports no ``datasetsBucket``.
+    """
+    key = key.strip()
+    if not key or key.startswith("/") or "://" in key:
+        raise ValueError(
+            f"dataset key {key!r} must be an object key inside the datasets bucket, e.g. new/data.csv"
+        )
+    if target.is_local or target.outputs is None:
+        raise ValueError("a dataset key names an object in a stack's datasets bucket; use a stack target")
+    bucket = target.outputs.require(keys.DATASETS_BUCKET)
+    return f"s3://{bucket}/{key}"
 
 
 @dataclass

@@ -14,13 +14,24 @@ from typing import Any
 from workloads.pipelines import data, interrupt, model
 
 
-def preprocess(test_size: float, seed: int, train_path: str, test_path: str) -> dict[str, Any]:
+def preprocess(
+    test_size: float, seed: int, train_path: str, test_path: str, dataset_uri: str = ""
+) -> dict[str, Any]:
     """Load, validate, hash and split the dataset; write both splits as CSV.
+
+    Args:
+        test_size: Share of rows in the test split.
+        seed: Split seed.
+        train_path: Where the train split goes.
+        test_path: Where the test split goes.
+        dataset_uri: A CSV dataset (``s3://bucket/key`` or a path) instead of the bundled one;
+            it must pass the same schema checks.
 
     Returns:
         ``data_hash``, ``n_train`` and ``n_test``.
     """
-    prepared = data.prepare(test_size=test_size, seed=seed)
+    frame = data.read_dataset(dataset_uri) if dataset_uri else None
+    prepared = data.prepare(test_size=test_size, seed=seed, frame=frame)
     data.write_table(prepared.train, train_path)
     data.write_table(prepared.test, test_path)
     return {"data_hash": prepared.data_hash, "n_train": len(prepared.train), "n_test": len(prepared.test)}
