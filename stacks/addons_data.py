@@ -80,9 +80,7 @@ def add_data_layer(cfg: PlatformConfig, cluster: Cluster) -> dict[str, Any]:
         outputs.S3_SECRET_ACCESS_KEY: storage.users[WORKLOADS_USER].secret_access_key,
         outputs.DATASETS_BUCKET: DATASETS_BUCKET,
         outputs.S3_SERVICE_CREDENTIALS: pulumi.Output.secret(
-            pulumi.Output.all(
-                **{name: user.secret_access_key for name, user in storage.users.items()}
-            ).apply(
+            pulumi.Output.all(**{name: user.secret_access_key for name, user in storage.users.items()}).apply(
                 lambda keys: {
                     name: {
                         "accessKeyId": storage.users[name].access_key_id,
@@ -106,6 +104,7 @@ def add_data_layer(cfg: PlatformConfig, cluster: Cluster) -> dict[str, Any]:
                 shard_number=qcfg.shard_number,
                 replication_factor=qcfg.replication_factor,
                 storage_size_gi=qcfg.storage_size_gi,
+                service_monitor=cfg.observability.enabled,
                 snapshots=SnapshotSettings(
                     schedule=qcfg.snapshot_schedule,
                     s3=storage.users["snapshots"].access,
@@ -130,6 +129,7 @@ def add_data_layer(cfg: PlatformConfig, cluster: Cluster) -> dict[str, Any]:
                 s3=storage.users["milvus"].access,
                 mode=mcfg.mode,
                 storage_size_gi=mcfg.storage_size_gi,
+                service_monitor=cfg.observability.enabled,
             ),
             opts=after_storage,
         )

@@ -13,7 +13,8 @@ from typing import Final
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kubeflow.manifests import github_kustomization, service_monitor
+from components.kubeflow.manifests import github_kustomization
+from components.metrics import service_monitor
 from components.versions import MANIFESTS
 
 REPO: Final = "kubeflow/katib"

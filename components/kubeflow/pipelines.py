@@ -25,7 +25,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.kubeflow.manifests import github_kustomization, service_monitor
+from components.kubeflow.manifests import github_kustomization
+from components.metrics import service_monitor
 from components.tracking import TrackingCredentials, tracking_credentials_secret
 from components.versions import MANIFESTS
 

@@ -25,6 +25,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.helm import pinned_release
+from components.metrics import service_monitor
 from components.storage import ContainerResources, S3Access, instance_labels
 from components.versions import CHARTS
 
@@ -69,6 +70,8 @@ class MilvusArgs:
         etcd_size_gi: Volume size of each etcd member.
         cluster: Replica counts in cluster mode.
         resources: Resources of the standalone pod, or of each cluster process.
+        service_monitor: Declare a ServiceMonitor on the ``metrics`` port (9091) of every Milvus
+            Service (needs the Prometheus Operator CRDs).
 
     """
 
@@ -80,6 +83,7 @@ class MilvusArgs:
     bucket: str = "milvus"
     etcd_size_gi: int = 2
     cluster: MilvusClusterSize = field(default_factory=MilvusClusterSize)
+    service_monitor: bool = False
     resources: ContainerResources = field(
         default_factory=lambda: ContainerResources(
             cpu_request="250m", memory_request="1Gi", memory_limit="4Gi"
@@ -222,6 +226,16 @@ class Milvus(pulumi.ComponentResource):
             values=milvus_values(args, fullname=name, root_secret=root_secret_name(name)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]),
         )
+        if args.service_monitor:
+            # Standalone: one Service; cluster: a Service per process type, each with a metrics port.
+            service_monitor(
+                f"{name}-metrics",
+                namespace=args.namespace,
+                selector={"app.kubernetes.io/name": "milvus", "app.kubernetes.io/instance": name},
+                port="metrics",
+                labels=labels,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
+            )
         self.mode: str = args.mode
         self.uri: pulumi.Output[str] = pulumi.Output.from_input(
             f"http://{name}.{args.namespace}.svc:{MILVUS_PORT}"

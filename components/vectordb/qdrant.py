@@ -26,6 +26,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.helm import pinned_release
+from components.metrics import service_monitor
 from components.storage import ContainerResources, S3Access, instance_labels
 from components.vectordb import snapshot
 from components.versions import CHARTS
@@ -69,6 +70,8 @@ class QdrantArgs:
         storage_size_gi: Data volume size per peer in GiB.
         snapshots: Scheduled snapshots to S3, or None for none.
         resources: Qdrant container resources.
+        service_monitor: Declare a ServiceMonitor on every peer's ``/metrics`` (needs the
+            Prometheus Operator CRDs); it authenticates with the API key Secret.
 
     """
 
@@ -79,6 +82,7 @@ class QdrantArgs:
     replication_factor: int = 1
     storage_size_gi: int = 10
     snapshots: SnapshotSettings | None = None
+    service_monitor: bool = False
     resources: ContainerResources = field(
         default_factory=lambda: ContainerResources(
             cpu_request="250m", memory_request="512Mi", memory_limit="2Gi"
@@ -203,6 +207,22 @@ class Qdrant(pulumi.ComponentResource):
             )
             self.snapshot_schedule = spec.schedule
             self.snapshot_location = f"s3://{spec.bucket}/{spec.prefix}"
+
+        if args.service_monitor:
+            # The headless Service lists every peer; /metrics needs the API key (Bearer).
+            service_monitor(
+                f"{name}-metrics",
+                namespace=args.namespace,
+                selector={
+                    "app.kubernetes.io/name": "qdrant",
+                    "app.kubernetes.io/instance": name,
+                    "app.kubernetes.io/component": "cluster-discovery",
+                },
+                port="http",
+                bearer_secret=(api_key_secret_name(name), API_KEY_SECRET_KEY),
+                labels=labels,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
+            )
 
         host = f"{name}.{args.namespace}.svc"
         self.url: pulumi.Output[str] = pulumi.Output.from_input(f"http://{host}:{HTTP_PORT}")

@@ -14,6 +14,7 @@ from components.storage import ObjectStorage, ObjectStorageArgs
 from components.vectordb.qdrant import Qdrant, QdrantArgs, SnapshotSettings
 from components.versions import CHARTS
 from stacks import outputs
+from stacks.addons_data import SERVICE_USERS
 from stacks.config import MilvusConfig, PlatformConfig, QdrantConfig, VectorDbConfig
 from stacks.plan.harness import ProgramRun, Registration, clean, run_program
 from stacks.plan.mock_outputs import fake_secret
@@ -21,10 +22,14 @@ from stacks.plan.mock_outputs import fake_secret
 pytestmark = pytest.mark.timeout(120)
 
 STORAGE_CLASS = "fast-ssd"
+SERVICES = {user.name for user in SERVICE_USERS}
 RELEASE = "kubernetes:helm.sh/v3:Release"
 GENERATED_SECRETS = {
     # RandomPassword logical name -> length, as the components declare them
     "minio-root-password": 32,
+    "minio-user-workloads-password": 32,
+    "minio-user-snapshots-password": 32,
+    "minio-user-milvus-password": 32,
     "qdrant-api-key": 48,
     "milvus-root-password": 32,
 }
@@ -130,15 +135,21 @@ def test_no_generated_secret_appears_in_plain_text(fixture: str, request: pytest
             assert value not in text, f"{reg.type} {reg.name} shows a generated secret"
     # They do exist, as secrets: the Secrets' stringData is hidden, the exports are secret.
     regs = by_name(run)
-    for secret in ("minio-root-credentials", "qdrant-api-key", "milvus-root"):
+    for secret in ("minio-root-credentials", "minio-user-workloads", "qdrant-api-key", "milvus-root"):
         reg = next(r for r in run.registrations if r.name == secret and r.type == "kubernetes:core/v1:Secret")
         assert clean(reg.inputs)["stringData"] == "[secret]" or set(
             clean(reg.inputs)["stringData"].values()
         ) == {"[secret]"}
-    assert {outputs.S3_SECRET_ACCESS_KEY, outputs.QDRANT_API_KEY, outputs.MILVUS_TOKEN} <= run.secret_exports
+    assert {
+        outputs.S3_SECRET_ACCESS_KEY,
+        outputs.S3_SERVICE_CREDENTIALS,
+        outputs.QDRANT_API_KEY,
+        outputs.MILVUS_TOKEN,
+    } <= run.secret_exports
     assert run.exports[outputs.QDRANT_API_KEY] == fake_secret("qdrant-api-key", 48)
     assert run.exports[outputs.MILVUS_TOKEN] == f"root:{fake_secret('milvus-root-password', 32)}"
-    assert run.exports[outputs.S3_SECRET_ACCESS_KEY] == fake_secret("minio-root-password", 32)
+    # Workloads get their own user, never the root password.
+    assert run.exports[outputs.S3_SECRET_ACCESS_KEY] == fake_secret("minio-user-workloads-password", 32)
     assert regs["minio-release"]
 
 
@@ -155,7 +166,10 @@ def test_minio_uses_the_existing_secret_and_storage_class(dev_run: ProgramRun) -
     minio = values(by_name(dev_run)["minio-release"])
     assert minio["existingSecret"] == "minio-root-credentials"
     assert "rootUser" not in minio and "rootPassword" not in minio
-    assert minio["users"] == [], "the chart's default console user has a well-known password"
+    # One user per service, each password from its own Secret (no chart default console user).
+    assert {u["existingSecret"] for u in minio["users"]} == {f"minio-user-{n}" for n in SERVICES}
+    assert all("secretKey" not in u for u in minio["users"])
+    assert {p["name"] for p in minio["policies"]} == {u["policy"] for u in minio["users"]}
     assert minio["persistence"]["storageClass"] == STORAGE_CLASS
     assert minio["mode"] == "standalone"
     assert {b["name"] for b in minio["buckets"]} >= {"mlflow", "pipelines", "vectordb-snapshots", "milvus"}
@@ -197,8 +211,8 @@ def test_snapshot_cronjob_schedule_and_secret_env(cloud_run: ProgramRun) -> None
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert env["QDRANT_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "qdrant-api-key", "key": "api-key"}
     assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
-        "name": "minio-root-credentials",
-        "key": "rootPassword",
+        "name": "minio-user-snapshots",
+        "key": "secretKey",
     }
     assert env["QDRANT_URLS"]["value"].count("qdrant-headless") == 3, "every peer is snapshotted"
     assert env["S3_BUCKET"]["value"] == "vectordb-snapshots"
@@ -218,7 +232,7 @@ def test_milvus_standalone_on_dev(dev_run: ProgramRun) -> None:
     assert (s3["enabled"], s3["host"], s3["port"], s3["bucketName"]) == (True, "minio", "9000", "milvus")
     assert s3["accessKey"] == "" and s3["secretKey"] == ""
     env = {e["name"]: e for e in milvus["standalone"]["extraEnv"]}
-    assert env["MINIO_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "minio-root-credentials"
+    assert env["MINIO_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "minio-user-milvus"
     assert env["COMMON_SECURITY_DEFAULTROOTPASSWORD"]["valueFrom"]["secretKeyRef"] == {
         "name": "milvus-root",
         "key": "password",
@@ -251,6 +265,8 @@ def test_disabled_databases_are_not_declared() -> None:
         outputs.S3_BUCKET,
         outputs.S3_ACCESS_KEY_ID,
         outputs.S3_SECRET_ACCESS_KEY,
+        outputs.S3_SERVICE_CREDENTIALS,
+        outputs.DATASETS_BUCKET,
     }
 
 
@@ -294,3 +310,30 @@ def test_two_instances_do_not_clash() -> None:
 def test_qdrant_rejects_more_replicas_of_a_shard_than_peers() -> None:
     with pytest.raises(ValueError, match="replication_factor 3 needs at least that many peers"):
         QdrantArgs(namespace="ns", storage_class="sc", replicas=2, replication_factor=3)
+
+
+def test_vector_databases_are_scraped_by_service_monitors(dev_run: ProgramRun) -> None:
+    monitors = {
+        r.name: clean(r.inputs)
+        for r in dev_run.registrations
+        if r.type == "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+    }
+    qdrant = monitors["qdrant-metrics"]["spec"]
+    [endpoint] = qdrant["endpoints"]
+    # Qdrant's /metrics answers 401 without the API key: the Bearer token comes from its Secret.
+    assert endpoint["authorization"]["credentials"] == {"name": "qdrant-api-key", "key": "api-key"}
+    assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+    assert qdrant["selector"]["matchLabels"]["app.kubernetes.io/component"] == "cluster-discovery"
+    milvus = monitors["milvus-metrics"]["spec"]
+    assert milvus["endpoints"][0]["port"] == "metrics"
+    assert milvus["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "milvus",
+        "app.kubernetes.io/instance": "milvus",
+    }
+    assert {m["spec"]["namespaceSelector"]["matchNames"][0] for m in monitors.values()} == {"mlp-data"}
+
+
+def test_no_service_monitor_without_observability() -> None:
+    cfg = PlatformConfig(target="dev", observability={"enabled": False})  # type: ignore[arg-type]
+    run = run_program(data_layer_program(cfg), stack="test")
+    assert not [r for r in run.registrations if r.type.endswith(":ServiceMonitor")]
