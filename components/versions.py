@@ -61,6 +61,10 @@ CHARTS: Final[dict[str, ChartPin]] = {
     "cluster-autoscaler": ChartPin(
         "cluster-autoscaler", "9.52.1", "https://kubernetes.github.io/autoscaler", "1.34.1"
     ),
+    # Queue-processor mode on EKS (adr/0008): drains nodes on spot/rebalance/ASG notices from SQS.
+    "aws-node-termination-handler": ChartPin(
+        "aws-node-termination-handler", "0.27.6", "https://aws.github.io/eks-charts", "1.25.6"
+    ),
     "cert-manager": ChartPin("cert-manager", "v1.21.1", "https://charts.jetstack.io", "v1.21.1"),
     "kserve-crd": ChartPin("oci://ghcr.io/kserve/charts/kserve-crd", "v0.20.0", "", "v0.20.0"),
     # The controller chart has been called kserve-resources since KServe v0.17.

@@ -11,7 +11,9 @@ Children, all parented to the component and named after it:
   pool (SPOT, several instance types, NVIDIA AMI, GPU taint and labels, minimum 0), with the
   node-template tags copied onto each Auto Scaling group so Cluster Autoscaler can scale from 0;
 * the EBS CSI driver add-on (IRSA) and a default ``gp3`` StorageClass;
-* ``ClusterAutoscaler``: the chart with an IRSA role (see adr/0003-eks-gpu-autoscaling.md).
+* ``ClusterAutoscaler``: the chart with an IRSA role (see adr/0003-eks-gpu-autoscaling.md);
+* ``NodeTerminationHandler``: SQS queue, EventBridge rules, lifecycle hooks on the GPU groups and
+  the handler in queue mode (see adr/0008-spot-interruption-handling.md).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import pulumi_kubernetes as k8s
 
 from components.clusters.base import GpuPoolInfo
 from components.clusters.eks_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from components.clusters.eks_interruption import NodeTerminationHandler, NodeTerminationHandlerArgs
 from components.clusters.eks_spec import (
     EBS_CSI_SERVICE_ACCOUNT,
     EksClusterArgs,
@@ -240,6 +243,7 @@ class EksCluster(pulumi.ComponentResource):
         self.node_role_arn = node_role.arn
 
         self.gpu_pools = []
+        self.gpu_asg_names: dict[str, pulumi.Output[str]] = {}
         for group in args.gpu_node_groups:
             pool_name = f"{name}-gpu-{group.spec.name}"
             node_group = aws.eks.NodeGroup(
@@ -253,6 +257,7 @@ class EksCluster(pulumi.ComponentResource):
                 opts=node_group_opts,
             )
             asg_name = node_group.resources.apply(_first_asg_name)
+            self.gpu_asg_names[group.spec.name] = asg_name
             template = asg_node_template_tags(group)
             for tag_key, suffix in tag_resource_suffixes(list(template)).items():
                 aws.autoscaling.Tag(
@@ -325,6 +330,20 @@ class EksCluster(pulumi.ComponentResource):
                 region=args.region,
                 oidc_provider_arn=control_plane.oidc_provider_arn,
                 oidc_issuer=control_plane.oidc_issuer,
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self, providers={"aws": aws_provider, "kubernetes": self.provider}
+            ),
+        )
+        # Spot notices -> SQS -> the termination handler drains the node (adr/0008).
+        NodeTerminationHandler(
+            f"{name}-nth",
+            NodeTerminationHandlerArgs(
+                cluster_name=args.cluster_name,
+                region=args.region,
+                oidc_provider_arn=control_plane.oidc_provider_arn,
+                oidc_issuer=control_plane.oidc_issuer,
+                asg_names=self.gpu_asg_names,
             ),
             opts=pulumi.ResourceOptions(
                 parent=self, providers={"aws": aws_provider, "kubernetes": self.provider}

@@ -316,6 +316,20 @@ def _region(inputs: Mapping[str, Any]) -> Mapping[str, Any]:
     return {"id": region, "name": region, "region": region, "endpoint": f"ec2.{region}.amazonaws.com"}
 
 
+def _sqs_queue(args: MockResourceArgs) -> Mapping[str, Any]:
+    name = autoname(args, sep="-")
+    return {
+        "name": name,
+        "arn": _arn("sqs", name, AWS_REGION),
+        "url": f"https://sqs.{AWS_REGION}.amazonaws.com/{ACCOUNT_ID}/{name}",
+    }
+
+
+def _event_rule(args: MockResourceArgs) -> Mapping[str, Any]:
+    name = autoname(args, sep="-")
+    return {"name": name, "arn": _arn("events", f"rule/{name}", AWS_REGION)}
+
+
 # --- command, helm ---------------------------------------------------------------------------
 
 
@@ -366,6 +380,8 @@ COMPUTED: dict[str, Any] = {
     "aws:eks/cluster:Cluster": _aws_eks_cluster,
     "aws:eks/nodeGroup:NodeGroup": _eks_node_group,
     "aws:eks/addon:Addon": _eks_addon,
+    "aws:sqs/queue:Queue": _sqs_queue,
+    "aws:cloudwatch/eventRule:EventRule": _event_rule,
     # pulumi-eks (a remote component: one opaque registration under mocks)
     "eks:index:Cluster": _pulumi_eks_cluster,
     # command, helm
