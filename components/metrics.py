@@ -23,6 +23,8 @@ def service_monitor_spec(
     path: str = "/metrics",
     interval: str = "30s",
     bearer_secret: tuple[str, str] | None = None,
+    scheme: str = "http",
+    insecure_tls: bool = False,
 ) -> dict[str, Any]:
     """ServiceMonitor spec scraping ``port``/``path`` of the Services matching ``selector``.
 
@@ -33,9 +35,13 @@ def service_monitor_spec(
         path: Metrics path.
         interval: Scrape interval.
         bearer_secret: ``(secret name, key)`` of a bearer token the endpoint requires.
+        scheme: ``http`` or ``https``.
+        insecure_tls: Skip certificate verification (endpoints with a self-signed certificate).
 
     """
-    endpoint: dict[str, Any] = {"port": port, "path": path, "interval": interval}
+    endpoint: dict[str, Any] = {"port": port, "path": path, "interval": interval, "scheme": scheme}
+    if insecure_tls:
+        endpoint["tlsConfig"] = {"insecureSkipVerify": True}
     if bearer_secret is not None:
         endpoint["authorization"] = {
             "type": "Bearer",
@@ -57,6 +63,8 @@ def service_monitor(
     path: str = "/metrics",
     interval: str = "30s",
     bearer_secret: tuple[str, str] | None = None,
+    scheme: str = "http",
+    insecure_tls: bool = False,
     labels: dict[str, str] | None = None,
     opts: pulumi.ResourceOptions,
 ) -> k8s.apiextensions.CustomResource:

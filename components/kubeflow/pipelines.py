@@ -10,7 +10,9 @@ The objects the platform owns are declared here, on top of them:
   MinIO, in the pipelines bucket, with those credentials;
 * ``mlflow-tracking-credentials`` holds the MLflow basic-auth user; the compiled pipeline's
   register step reads it with ``secretKeyRef`` (``workloads/pipelines/pipeline.py``);
-* a ServiceMonitor scrapes the API server's ``/metrics`` (run counts and durations).
+* ServiceMonitors scrape the API server's ``/metrics`` (``run_server_create_requests``,
+  ``run_server_run_count``) and the bundled Argo workflow controller's (``argo_workflows_gauge``,
+  ``argo_workflows_total_count`` by phase), which the platform dashboard's Pipelines row reads.
 
 GPU placement is not configured here: the workloads compile the pipeline with the stack's GPU
 tolerations and node selectors (``workloads/pipelines/pipeline.py``), the one source of it.
@@ -37,6 +39,8 @@ ARTIFACT_SECRET: Final = "mlpipeline-minio-artifact"
 LAUNCHER_CONFIG: Final = "kfp-launcher"
 API_SERVICE: Final = "ml-pipeline"
 API_PORT: Final = 8888
+WORKFLOW_CONTROLLER: Final = "workflow-controller"
+"""``app`` label of the Argo workflow controller the bundle installs (and of its metrics Service)."""
 ACCESS_KEY_KEY: Final = "accesskey"
 SECRET_KEY_KEY: Final = "secretkey"
 BUNDLES: Final = ("manifests/kustomize/cluster-scoped-resources", "manifests/kustomize/env/platform-agnostic")
@@ -154,6 +158,16 @@ class KubeflowPipelines(pulumi.ComponentResource):
                 namespace=NAMESPACE,
                 selector={"app": API_SERVICE},
                 port="http",
+                opts=after_install,
+            )
+            # The controller serves metrics over TLS with a self-signed certificate by default.
+            service_monitor(
+                f"{name}-workflow-controller-metrics",
+                namespace=NAMESPACE,
+                selector={"app": WORKFLOW_CONTROLLER},
+                port="metrics",
+                scheme="https",
+                insecure_tls=True,
                 opts=after_install,
             )
         self.namespace: str = NAMESPACE
