@@ -1,6 +1,8 @@
-"""Every chart, manifest and image version the platform deploys, in one place.
+"""Every chart, manifest bundle and image version the platform deploys, in one place.
 
-Bump a version here and nowhere else. Where an add-on installs CRDs, its version matches the CRD
+Images that a chart or an upstream bundle brings are pinned through that chart's version or the
+bundle's release tag; images the platform names itself are in ``IMAGES``. Bump a version here
+and nowhere else. Where an add-on installs CRDs, its version matches the CRD
 release in ``shared/crds/SOURCES.md`` so the offline plan validates against the same schema the
 cluster will serve. ``CRD_SOURCES`` lists the upstream CRD files that ``mlp crds fetch`` downloads.
 """
@@ -113,7 +115,8 @@ IMAGES: Final[dict[str, ImagePin]] = {
     "mlflow": ImagePin("docker.io/burakince/mlflow", "3.17.2"),
     "postgres": ImagePin("docker.io/library/postgres", "17.6-bookworm"),
     "argo-events": ImagePin("quay.io/argoproj/argo-events", "v1.9.11"),
-    # This project's image (Dockerfile): pipeline steps, Katib trials, the Argo Events trigger job.
+    # This project's image (Dockerfile, published by .github/workflows/release.yaml): pipeline steps,
+    # Katib trials, the Argo Events trigger job, the Qdrant snapshot job, serving transformer/log sink.
     "workloads": ImagePin("ghcr.io/mlplatform/workloads", "0.1.0"),
 }
 """Container images the platform references directly."""
