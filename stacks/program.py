@@ -20,6 +20,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
     """Declare every resource of the stack and return its outputs by contract key."""
     from stacks.addons_data import add_data_layer
     from stacks.addons_gpu import add_gpu_layer
+    from stacks.addons_interruption import add_interruption_layer
     from stacks.addons_platform import add_platform_layer
     from stacks.addons_serving import add_serving_layer
     from stacks.cluster_builders import build_cluster, cluster_outputs
@@ -28,6 +29,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
     result: dict[str, Any] = {}
     result.update(cluster_outputs(cfg, cluster))
     result.update(add_gpu_layer(cfg, cluster))
+    result.update(add_interruption_layer(cfg, cluster))
     result.update(add_data_layer(cfg, cluster))
     result.update(add_platform_layer(cfg, cluster, result))
     result.update(add_serving_layer(cfg, cluster, result))

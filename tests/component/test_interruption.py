@@ -108,3 +108,29 @@ def test_handler_children_are_parented_to_it(eks_run: ProgramRun) -> None:
     (component,) = by_type(eks_run, "mlplatform:clusters:NodeTerminationHandler")
     children = [r for r in eks_run.registrations if r.parent_urn == component.urn]
     assert children and all(r.name.startswith("a-nth") for r in children)
+
+
+def test_spot_drain_declares_rbac_and_daemonset_children() -> None:
+    from components.clusters.aks_interruption import SpotDrain, SpotDrainArgs
+    from components.clusters.base import AKS_SPOT_TAINT, GPU_TAINT, POOL_LABEL, GpuPoolInfo
+
+    spot = GpuPoolInfo(
+        GpuPoolSpec("t4", "T4", 1, 0, 2, spot=True), {POOL_LABEL: "t4"}, (GPU_TAINT, AKS_SPOT_TAINT)
+    )
+
+    def program() -> None:
+        SpotDrain("d", SpotDrainArgs(pools=(spot,)))
+
+    run = run_program(program, stack="aks")
+    (component,) = by_type(run, "mlplatform:clusters:SpotDrain")
+    kinds = {r.type: r for r in run.registrations if r.parent_urn == component.urn}
+    assert set(kinds) == {
+        "kubernetes:core/v1:ServiceAccount",
+        "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole",
+        "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
+        "kubernetes:apps/v1:DaemonSet",
+    }
+    ds = clean(kinds["kubernetes:apps/v1:DaemonSet"].inputs)
+    account = clean(kinds["kubernetes:core/v1:ServiceAccount"].inputs)
+    assert ds["spec"]["template"]["spec"]["serviceAccountName"] == account["metadata"]["name"]
+    assert ds["metadata"]["namespace"] == account["metadata"]["namespace"]
