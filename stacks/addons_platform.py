@@ -37,6 +37,7 @@ TRIGGER_OUTPUT_KEYS = (
     outputs.MLFLOW_TRACKING_URI,
     outputs.S3_ENDPOINT,
     outputs.S3_BUCKET,
+    outputs.DATASETS_BUCKET,
     outputs.GPU_POOLS,
     outputs.GPU_TOLERATIONS,
     outputs.WORKLOAD_IMAGE,

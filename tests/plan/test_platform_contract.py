@@ -20,7 +20,7 @@ import pytest
 
 from stacks import outputs
 from stacks.config import parse_config, stack_file_config, without_namespace
-from stacks.plan.harness import ProgramRun, run_program
+from stacks.plan.harness import ProgramRun, clean, run_program
 from stacks.plan.plan import REDACTED_KEY, outputs_file_content
 from stacks.plan.render import secret_values
 from workloads.target import parse_outputs
@@ -153,3 +153,35 @@ def test_workload_commands_get_past_target_resolution(
     else:
         assert done.returncode != 0, text[-2000:]
         assert text.strip(), "a failure must say why"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_dataset_trigger_job_can_run_the_pipeline_on_the_landed_object(
+    runs: dict[str, ProgramRun], stack: str, tmp_path: Path
+) -> None:
+    """The outputs file the Sensor's Job mounts is enough for `mlp pipeline run` with a dataset key."""
+    from components.events import DATASET_KEY_ENV, OUTPUTS_FILE
+
+    [config_map] = [
+        clean(r.inputs)
+        for r in runs[stack].registrations
+        if r.type == "kubernetes:core/v1:ConfigMap" and r.name.endswith("-stack-outputs")
+    ]
+    outputs_file = tmp_path / OUTPUTS_FILE
+    outputs_file.write_text(config_map["data"][OUTPUTS_FILE])
+    parsed = parse_outputs(json.loads(outputs_file.read_text()))
+    assert parsed.datasets_bucket and parsed.kfp_endpoint and parsed.workload_image
+    env = {**os.environ, "MLP_HOME": str(tmp_path / "home"), DATASET_KEY_ENV: "incoming/batch-1.csv"}
+    done = subprocess.run(
+        [sys.executable, "-m", "mlp", "pipeline", "run", "--outputs-file", str(outputs_file), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    text = done.stdout + done.stderr
+    assert "Traceback" not in text, text[-3000:]
+    # Past target and dataset-key resolution: it fails only at the KFP API (no cluster here).
+    assert done.returncode != 0 and "could not submit to Kubeflow Pipelines" in text, text[-2000:]
