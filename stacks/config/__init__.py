@@ -12,6 +12,7 @@ Area-specific models and rules (serving, platform services, MIG, ...) live in th
 and are hooked into ``PlatformConfig`` and ``cross_checks``. Import the public names from this package.
 """
 
+from stacks.config.base import ConfigModel
 from stacks.config.checks import cross_checks, pool_gpu
 from stacks.config.errors import ConfigError, ConfigIssue, model_in
 from stacks.config.loading import (
@@ -31,7 +32,6 @@ from stacks.config.models import (
     AksConfig,
     AksPlatformPoolConfig,
     AksSystemPoolConfig,
-    ConfigModel,
     EksConfig,
     EksSystemNodeGroupConfig,
     GpuConfig,

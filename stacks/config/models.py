@@ -169,7 +169,7 @@ class EksConfig(ConfigModel):
     )
     enabled_log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = (
         Field(
-            default_factory=lambda: ["api", "audit", "authenticator"],
+            default_factory=lambda: ["api", "audit", "authenticator"],  # type: ignore[arg-type]
             description="Control-plane log types sent to CloudWatch.",
         )
     )

@@ -103,7 +103,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def GetDeploymentInfo(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         """Advertise the stock features minus resource references (pulumi/pulumi#6561)."""
-        info = super().GetDeploymentInfo(request)
+        info = super().GetDeploymentInfo(request)  # type: ignore[no-untyped-call]  # pulumi's mock is untyped
         features = [
             f
             for f in info.supportedFeatures
@@ -118,10 +118,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802
         """Record the registration (with its parent) and answer through the mocks."""
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == "pulumi:pulumi:Stack":
             return response
-        _ensure_event_loop()
+        _ensure_event_loop()  # type: ignore[no-untyped-call]
         inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
         urn = response.urn
         with self._lock:
@@ -143,7 +143,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def Call(self, request: Any) -> Any:  # noqa: N802
         """Answer component method calls through the mocks' ``call``."""
-        _ensure_event_loop()
+        _ensure_event_loop()  # type: ignore[no-untyped-call]
         args = rpc.deserialize_properties(request.args)
         ret, _ = self.mocks.call(pulumi_mocks.MockCallArgs(token=request.tok, args=args, provider=""))
         ret_proto = _sync_await(rpc.serialize_properties(ret, {}))

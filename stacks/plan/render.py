@@ -99,7 +99,7 @@ def canonical(value: Any) -> Any:
 def _k8s_document(inputs: dict[str, Any]) -> dict[str, Any]:
     """Order the object's fields as people write them: apiVersion, kind, metadata, the rest sorted."""
     inputs = canonical(inputs)
-    head = {key: inputs[key] for key in ("apiVersion", "kind", "metadata") if key in inputs}
+    head: dict[str, Any] = {key: inputs[key] for key in ("apiVersion", "kind", "metadata") if key in inputs}
     tail = {key: value for key, value in inputs.items() if key not in head}
     return {**head, **tail}
 

@@ -109,7 +109,10 @@ def _k8s_registry(version: str) -> Registry:
     directory = _k8s_schema_dir(version)
     assert directory is not None
     definitions = json.loads((directory / "_definitions.json").read_text())
-    return Registry().with_resource("_definitions.json", Resource.from_contents(definitions, DRAFT202012))
+    registry: Registry[Any] = Registry().with_resource(
+        "_definitions.json", Resource.from_contents(definitions, DRAFT202012)
+    )
+    return registry
 
 
 def _builtin_file(version: str, api_version: str, kind: str) -> Path | None:
@@ -245,6 +248,7 @@ class Validator:
         return Result("unvalidated", [f"no CRD found for {api_version} {kind}"], "")
 
     def _validate_api_schema(self, obj: dict[str, Any], file: str, definition: str) -> list[str]:
+        assert self.crd_dir is not None, "API schemas are looked up only when a CRD directory is set"
         document, uri, pointer = _api_document(str(self.crd_dir / file))
         registry = Registry().with_resource(uri, Resource.from_contents(document, DRAFT7))
         target = {"$ref": f"{uri}#{pointer}/{definition}"}
