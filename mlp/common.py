@@ -127,7 +127,7 @@ def emit_json(data: Any, *, sort_keys: bool = False) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=sort_keys, default=str))
 
 
-class NonBlank(click.ParamType):
+class NonBlank(click.ParamType[str, Any]):
     """Text that must hold something besides whitespace (a question, a query, a name)."""
 
     name = "text"
