@@ -22,14 +22,20 @@ which is not the real format).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.helm import pinned_release
-from components.security import IngressAllow, NamespaceSecurity, NamespaceSecurityArgs
-from components.storage import instance_labels
+from components.security import (
+    IngressAllow,
+    NamespaceSecurity,
+    NamespaceSecurityArgs,
+    container_security,
+    pod_security,
+)
+from components.storage import ContainerResources, instance_labels
 from components.tracking import (
     TRACKING_PASSWORD_KEY,
     TRACKING_SECRET,
@@ -53,6 +59,23 @@ ACCESS_KEY_KEY: Final = "accessKey"
 SECRET_KEY_KEY: Final = "secretKey"
 MINIO_EVENT: Final = "dataset"
 WEBHOOK_EVENT: Final = "dataset"
+ARGO_EVENTS_UID: Final = 9731
+"""Non-root uid of the Argo Events image (controller, event sources, sensors)."""
+NO_ESCALATION: Final[dict[str, Any]] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+"""Container ``securityContext`` for images whose user is fixed by the image (the NATS bus)."""
+CONTROLLER_RESOURCES: Final = ContainerResources(
+    cpu_request="50m", memory_request="128Mi", memory_limit="512Mi"
+)
+ADAPTER_RESOURCES: Final = ContainerResources(cpu_request="20m", memory_request="64Mi", memory_limit="256Mi")
+"""Each EventSource and Sensor pod."""
+BUS_RESOURCES: Final = ContainerResources(cpu_request="100m", memory_request="256Mi", memory_limit="1Gi")
+BUS_SIDECAR_RESOURCES: Final = ContainerResources(
+    cpu_request="10m", memory_request="32Mi", memory_limit="128Mi"
+)
 
 
 @dataclass(frozen=True)
@@ -101,21 +124,49 @@ def chart_values(args: DatasetEventsArgs) -> dict[str, Any]:
     return {
         "crds": {"install": True, "keep": True},
         "global": {
-            "image": {"repository": args.controller_image.repository, "tag": args.controller_image.tag}
+            "image": {"repository": args.controller_image.repository, "tag": args.controller_image.tag},
+            "securityContext": pod_security(run_as_user=ARGO_EVENTS_UID, fs_group=ARGO_EVENTS_UID),
         },
-        "controller": {"metrics": {"enabled": True}},
+        "controller": {
+            "metrics": {"enabled": True},
+            "containerSecurityContext": container_security(),
+            "resources": CONTROLLER_RESOURCES.to_k8s(),
+        },
+    }
+
+
+def pod_template() -> dict[str, Any]:
+    """The ``template`` part EventSources and Sensors share: restricted contexts, requests, limits."""
+    return {
+        "securityContext": pod_security(run_as_user=ARGO_EVENTS_UID, fs_group=ARGO_EVENTS_UID),
+        "container": {"securityContext": container_security(), "resources": ADAPTER_RESOURCES.to_k8s()},
     }
 
 
 def event_bus_spec() -> dict[str, Any]:
-    """EventBus spec: a 3-replica JetStream bus."""
-    return {"jetstream": {"version": JETSTREAM_VERSION, "replicas": 3}}
+    """EventBus spec: a 3-replica JetStream bus, every container bounded and unprivileged.
+
+    The NATS containers keep the image's user (root owns their data volume), so they get no
+    escalation, no capabilities and the runtime seccomp profile, not a forced uid.
+    """
+    container = {"securityContext": NO_ESCALATION, "resources": BUS_SIDECAR_RESOURCES.to_k8s()}
+    return {
+        "jetstream": {
+            "version": JETSTREAM_VERSION,
+            "replicas": 3,
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            "containerTemplate": {"securityContext": NO_ESCALATION, "resources": BUS_RESOURCES.to_k8s()},
+            "reloaderContainerTemplate": container,
+            "metricsContainerTemplate": container,
+        }
+    }
 
 
 def minio_source_spec(args: DatasetEventsArgs, secret_name: str) -> dict[str, Any]:
     """EventSource spec: object-created notifications of the datasets bucket."""
     return {
         "eventBusName": EVENT_BUS,
+        "template": pod_template(),
         "minio": {
             MINIO_EVENT: {
                 "bucket": {"name": args.bucket},
@@ -138,6 +189,7 @@ def webhook_source_spec(source_name: str, namespace: str) -> dict[str, Any]:
     """EventSource spec: ``POST /dataset`` with a JSON body ``{"key": "<object key>"}``."""
     return {
         "eventBusName": EVENT_BUS,
+        "template": pod_template(),
         "service": {"ports": [{"port": WEBHOOK_PORT, "targetPort": WEBHOOK_PORT}]},
         "webhook": {
             WEBHOOK_EVENT: {
@@ -250,7 +302,7 @@ def sensor_spec(
 
     return {
         "eventBusName": EVENT_BUS,
-        "template": {"serviceAccountName": service_account},
+        "template": {**pod_template(), "serviceAccountName": service_account},
         "dependencies": [
             {"name": dependency, "eventSourceName": source, "eventName": event}
             for dependency, (source, event, _) in sources.items()
@@ -306,8 +358,11 @@ class DatasetEvents(pulumi.ComponentResource):
             metadata={"name": s3_secret_name, "namespace": args.namespace, "labels": labels},
             type="Opaque",
             string_data=pulumi.Output.secret(
-                pulumi.Output.all(args.access_key_id, args.secret_access_key).apply(
-                    lambda pair: {ACCESS_KEY_KEY: pair[0], SECRET_KEY_KEY: pair[1]}
+                cast(
+                    Any,
+                    pulumi.Output.all(args.access_key_id, args.secret_access_key).apply(
+                        lambda pair: {ACCESS_KEY_KEY: pair[0], SECRET_KEY_KEY: pair[1]}
+                    ),
                 )
             ),
             opts=in_ns,

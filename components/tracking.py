@@ -20,14 +20,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.helm import pinned_release
-from components.security import IngressAllow, NamespaceSecurity, NamespaceSecurityArgs
+from components.security import (
+    IngressAllow,
+    NamespaceSecurity,
+    NamespaceSecurityArgs,
+    container_security,
+    pod_security,
+)
 from components.storage import ContainerResources, instance_labels
 from components.versions import CHARTS, IMAGES, ChartPin, ImagePin
 
@@ -47,6 +53,8 @@ AUTH_DATABASE: Final = "mlflow_auth"
 PROMETHEUS_DIR: Final = "/mlflow/metrics"
 POSTGRES_UID: Final = 999
 """uid/gid of the ``postgres`` user in the official image."""
+MLFLOW_UID: Final = 1001
+"""uid/gid the MLflow chart runs the server as (its ``securityContext.runAsUser``)."""
 
 
 TRACKING_SECRET: Final = "mlflow-tracking-credentials"
@@ -83,8 +91,11 @@ def tracking_credentials_secret(
         metadata={"name": TRACKING_SECRET, "namespace": namespace, "labels": labels or {}},
         type="Opaque",
         string_data=pulumi.Output.secret(
-            pulumi.Output.all(credentials.username, credentials.password).apply(
-                lambda pair: {TRACKING_USERNAME_KEY: pair[0], TRACKING_PASSWORD_KEY: pair[1]}
+            cast(
+                Any,
+                pulumi.Output.all(credentials.username, credentials.password).apply(
+                    lambda pair: {TRACKING_USERNAME_KEY: pair[0], TRACKING_PASSWORD_KEY: pair[1]}
+                ),
             )
         ),
         opts=opts,
@@ -187,6 +198,8 @@ def postgres_statefulset(
         "template": {
             "metadata": {"labels": labels},
             "spec": {
+                # Postgres never calls the Kubernetes API.
+                "automountServiceAccountToken": False,
                 "securityContext": {
                     "runAsUser": POSTGRES_UID,
                     "runAsGroup": POSTGRES_UID,
@@ -208,20 +221,24 @@ def postgres_statefulset(
                         "readinessProbe": {**probe, "periodSeconds": 10},
                         "livenessProbe": {**probe, "periodSeconds": 30, "failureThreshold": 5},
                         "resources": args.postgres_resources.to_k8s(),
+                        # Read-only root: PGDATA is on the volume, the socket and scratch on emptyDirs.
                         "securityContext": {
                             "allowPrivilegeEscalation": False,
                             "capabilities": {"drop": ["ALL"]},
+                            "readOnlyRootFilesystem": True,
                         },
                         "volumeMounts": [
                             {"name": "data", "mountPath": "/var/lib/postgresql/data"},
                             {"name": "init", "mountPath": "/docker-entrypoint-initdb.d", "readOnly": True},
                             {"name": "run", "mountPath": "/var/run/postgresql"},
+                            {"name": "tmp", "mountPath": "/tmp"},
                         ],
                     }
                 ],
                 "volumes": [
                     {"name": "init", "configMap": {"name": f"{name}-postgres-init"}},
                     {"name": "run", "emptyDir": {}},
+                    {"name": "tmp", "emptyDir": {}},
                 ],
             },
         },
@@ -305,6 +322,11 @@ def mlflow_values(
         },
         "serviceMonitor": {"enabled": False},
         "resources": args.resources.to_k8s(),
+        # Every container (the init containers too) runs as the image's non-root user with the
+        # runtime's seccomp profile; MLflow writes scratch files, so its root stays writable.
+        "podSecurityContext": pod_security(run_as_user=MLFLOW_UID, fs_group=MLFLOW_UID),
+        "securityContext": container_security(read_only_root=False, run_as_user=MLFLOW_UID),
+        "serviceAccount": {"automount": False},
     }
 
 
@@ -360,7 +382,7 @@ class TrackingServer(pulumi.ComponentResource):
                 f"{name}-{suffix}",
                 metadata={"name": f"{name}-{suffix}", "namespace": args.namespace, "labels": labels},
                 type="Opaque",
-                string_data=pulumi.Output.secret(data),
+                string_data=pulumi.Output.secret(cast(Any, data)),
                 opts=in_ns,
             )
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from components.kubeflow import pipelines
+from stacks.plan.harness import clean, run_program
 
 
 def test_kfp_declares_the_scrapes_the_row_needs() -> None:
     import pulumi
-
-    from stacks.plan.harness import clean, run_program
 
     def program() -> None:
         pipelines.KubeflowPipelines(
@@ -28,3 +29,31 @@ def test_kfp_declares_the_scrapes_the_row_needs() -> None:
         "kfp-api-metrics": {"app": "ml-pipeline"},
         "kfp-workflow-controller-metrics": {"app": "workflow-controller"},
     }
+
+
+@pytest.mark.slow
+def test_disabled_services_are_not_declared_and_export_nothing() -> None:
+    from stacks import outputs
+    from stacks.config import parse_config, project_root, stack_file_config, without_namespace
+    from stacks.program import program
+
+    raw = dict(stack_file_config("dev", project_root()))
+    raw["mlplatform:platform"] = {
+        "kfp": {"enabled": False},
+        "katib": {"enabled": False},
+        "events": {"enabled": False},
+        "mlflow": {"enabled": True, "replicas": 3},
+    }
+    parse_config(without_namespace(raw), "dev")
+    run = run_program(program, stack="dev", config=raw)
+    types = {r.type for r in run.registrations}
+    assert "mlplatform:tracking:TrackingServer" in types
+    assert not types & {
+        "mlplatform:kubeflow:Pipelines",
+        "mlplatform:kubeflow:Katib",
+        "mlplatform:events:DatasetEvents",
+    }
+    assert outputs.MLFLOW_TRACKING_URI in run.exports
+    assert not {outputs.KFP_ENDPOINT, outputs.KATIB_NAMESPACE, outputs.DATASET_WEBHOOK_URL} & set(run.exports)
+    [release] = [r for r in run.registrations if r.name == "mlflow-release"]
+    assert clean(release.inputs)["values"]["replicaCount"] == 3
