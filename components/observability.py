@@ -28,12 +28,25 @@ from components.clusters.base import CAPACITY_LABEL, GPU_MODEL_LABEL, POOL_LABEL
 from components.dashboards import DASHBOARDS, dashboard_text
 from components.helm import pinned_release
 from components.security import namespace_policies, platform_namespace_labels
+from components.storage import ContainerResources
 from components.versions import CHARTS, ChartPin
 
 DASHBOARD_LABEL: Final = "grafana_dashboard"
 DASHBOARD_FOLDER_ANNOTATION: Final = "grafana_folder"
 ADMIN_USER_KEY: Final = "admin-user"
 ADMIN_PASSWORD_KEY: Final = "admin-password"
+MONITORING_RESOURCES: Final[dict[str, ContainerResources]] = {
+    "prometheus": ContainerResources(cpu_request="200m", memory_request="1Gi", memory_limit="4Gi"),
+    "alertmanager": ContainerResources(cpu_request="10m", memory_request="64Mi", memory_limit="256Mi"),
+    "operator": ContainerResources(cpu_request="50m", memory_request="128Mi", memory_limit="512Mi"),
+    "config-reloader": ContainerResources(cpu_request="10m", memory_request="32Mi", memory_limit="64Mi"),
+    "webhook-patch": ContainerResources(cpu_request="10m", memory_request="32Mi", memory_limit="128Mi"),
+    "grafana": ContainerResources(cpu_request="50m", memory_request="256Mi", memory_limit="1Gi"),
+    "grafana-sidecar": ContainerResources(cpu_request="10m", memory_request="64Mi", memory_limit="256Mi"),
+    "kube-state-metrics": ContainerResources(cpu_request="20m", memory_request="64Mi", memory_limit="256Mi"),
+    "node-exporter": ContainerResources(cpu_request="20m", memory_request="32Mi", memory_limit="128Mi"),
+}
+"""Requests and limits of each kube-prometheus-stack container (the chart sets none)."""
 MAX_RELEASE_NAME: Final = 26
 """kube-prometheus-stack truncates its full name to 26 characters; longer names would change
 the Service names the output URLs point at."""
@@ -55,11 +68,21 @@ def kube_prometheus_stack_values(
     }
     if storage_class:
         volume_spec["storageClassName"] = storage_class
+    res = {part: r.to_k8s() for part, r in MONITORING_RESOURCES.items()}
     return {
         "fullnameOverride": release_name,
         "crds": {"enabled": True},
+        # The chart's own security contexts are already non-root, read-only and drop ALL; what
+        # it leaves empty is every container's requests and limits.
+        "prometheusOperator": {
+            "resources": res["operator"],
+            "prometheusConfigReloader": {"resources": res["config-reloader"]},
+            "admissionWebhooks": {"patch": {"resources": res["webhook-patch"]}},
+        },
+        "alertmanager": {"alertmanagerSpec": {"resources": res["alertmanager"]}},
         "prometheus": {
             "prometheusSpec": {
+                "resources": res["prometheus"],
                 "retention": retention,
                 "serviceMonitorSelectorNilUsesHelmValues": False,
                 "podMonitorSelectorNilUsesHelmValues": False,
@@ -70,6 +93,7 @@ def kube_prometheus_stack_values(
         },
         "grafana": {
             "fullnameOverride": f"{release_name}-grafana",
+            "resources": res["grafana"],
             "admin": {
                 "existingSecret": admin_secret_name,
                 "userKey": ADMIN_USER_KEY,
@@ -83,10 +107,16 @@ def kube_prometheus_stack_values(
                     "searchNamespace": "ALL",
                     "folderAnnotation": DASHBOARD_FOLDER_ANNOTATION,
                     "provider": {"foldersFromFilesStructure": True},
-                }
+                },
+                "resources": res["grafana-sidecar"],
             },
         },
-        "kube-state-metrics": {"metricLabelsAllowlist": [f"nodes=[{','.join(node_labels)}]"]},
+        "kube-state-metrics": {
+            "metricLabelsAllowlist": [f"nodes=[{','.join(node_labels)}]"],
+            "resources": res["kube-state-metrics"],
+        },
+        # Host network, PID and paths: the one monitoring pod that needs the `privileged` level.
+        "prometheus-node-exporter": {"resources": res["node-exporter"]},
     }
 
 

@@ -392,3 +392,39 @@ def namespace_policies(
     return NamespaceSecurity(
         f"{name}-security", args, opts=pulumi.ResourceOptions(parent=parent, depends_on=[depends_on])
     )
+
+
+@dataclass(frozen=True)
+class PrivilegedComponent:
+    """A workload allowed to run privileged or to escalate privileges, and why.
+
+    Attributes:
+        namespace: Its namespace (a GPU system namespace or the monitoring namespace).
+        name_contains: Workloads whose name contains this (empty: every workload there).
+        reason: Why it needs host access.
+
+    """
+
+    namespace: str
+    name_contains: str
+    reason: str
+
+
+PRIVILEGED_COMPONENTS: Final[tuple[PrivilegedComponent, ...]] = (
+    PrivilegedComponent(
+        "nvidia-device-plugin",
+        "",
+        "device plugin (kubelet device-plugin socket; SYS_ADMIN for MIG) and GPU feature discovery",
+    ),
+    PrivilegedComponent("gpu-operator", "", "driver, container toolkit, validator and MIG manager operands"),
+    PrivilegedComponent(
+        "dcgm-exporter", "", "DCGM reads the GPUs' profiling counters as root with SYS_ADMIN"
+    ),
+    PrivilegedComponent(MONITORING_NAMESPACE, "node-exporter", "host network, PID namespace and host paths"),
+)
+"""The only workloads whose containers may be privileged or escalate privileges."""
+
+
+def privileged_allowed(namespace: str, workload: str) -> bool:
+    """Whether a workload may run privileged containers (listed in :data:`PRIVILEGED_COMPONENTS`)."""
+    return any(c.namespace == namespace and c.name_contains in workload for c in PRIVILEGED_COMPONENTS)

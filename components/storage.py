@@ -17,10 +17,19 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.helm import pinned_release
-from components.security import namespace_policies, platform_namespace_labels
+from components.security import (
+    container_security,
+    namespace_policies,
+    platform_namespace_labels,
+    pod_security,
+)
 from components.versions import CHARTS
 
 MINIO_API_PORT = 9000
+MINIO_UID = 1000
+"""Non-root uid/gid the MinIO chart runs the server and its setup jobs as."""
+MINIO_SETUP_JOBS = ("makePolicyJob", "makeUserJob", "makeBucketJob")
+"""The chart's post-install job containers the platform uses (policies, users, buckets)."""
 ROOT_USER_KEY = "rootUser"
 """Key of the access key id in the credentials Secret (the name the MinIO chart expects)."""
 ROOT_PASSWORD_KEY = "rootPassword"
@@ -313,8 +322,21 @@ def minio_values(args: ObjectStorageArgs, *, fullname: str, secret_name: str) ->
             "size": f"{args.storage_size_gi}Gi",
         },
         "resources": args.resources.to_k8s(),
-        "makeBucketJob": {
-            "resources": ContainerResources(memory_request="64Mi", memory_limit="256Mi").to_k8s()
+        # Pod-level: the chart's uid/gid 1000 plus non-root and seccomp. The server keeps a
+        # writable root (it writes its config and certs dirs); the mc setup jobs get a read-only
+        # one (the chart mounts emptyDirs at /etc/minio/mc and /tmp for them).
+        "securityContext": {"enabled": True, **pod_security(run_as_user=MINIO_UID, fs_group=MINIO_UID)},
+        "containerSecurityContext": container_security(read_only_root=False, run_as_user=MINIO_UID),
+        "postJob": {
+            "securityContext": {"enabled": True, **pod_security(run_as_user=MINIO_UID, fs_group=MINIO_UID)}
+        },
+        **{
+            job: {
+                "securityContext": {"enabled": True},
+                "containerSecurityContext": container_security(run_as_user=MINIO_UID),
+                "resources": ContainerResources(memory_request="64Mi", memory_limit="256Mi").to_k8s(),
+            }
+            for job in MINIO_SETUP_JOBS
         },
         "service": {"type": "ClusterIP", "port": str(MINIO_API_PORT)},
         "consoleService": {"type": "ClusterIP"},

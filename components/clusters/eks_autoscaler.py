@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -15,7 +16,23 @@ from components.clusters.eks_spec import (
 )
 from components.clusters.iam import cluster_autoscaler_policy, irsa_trust_policy
 from components.helm import pinned_release
+from components.security import container_security, pod_security
+from components.storage import ContainerResources
 from components.versions import CHARTS, ChartPin
+
+AUTOSCALER_UID = 65534
+"""Non-root uid the autoscaler runs as (``nobody``; the image needs no home or writable root)."""
+
+
+def autoscaler_security_values() -> dict[str, Any]:
+    """Chart values for the autoscaler pod: restricted security contexts, requests and limits."""
+    return {
+        "securityContext": pod_security(run_as_user=AUTOSCALER_UID, fs_group=AUTOSCALER_UID),
+        "containerSecurityContext": container_security(run_as_user=AUTOSCALER_UID),
+        "resources": ContainerResources(
+            cpu_request="100m", memory_request="300Mi", memory_limit="600Mi"
+        ).to_k8s(),
+    }
 
 
 @dataclass(frozen=True)
@@ -74,9 +91,12 @@ class ClusterAutoscaler(pulumi.ComponentResource):
             args.chart,
             release_name="cluster-autoscaler",
             namespace=AUTOSCALER_NAMESPACE,
-            values=cluster_autoscaler_values(
-                cluster_name=args.cluster_name, region=args.region, role_arn=role.arn
-            ),
+            values={
+                **cluster_autoscaler_values(
+                    cluster_name=args.cluster_name, region=args.region, role_arn=role.arn
+                ),
+                **autoscaler_security_values(),
+            },
             opts=child,
         )
         self.role_arn = role.arn

@@ -37,6 +37,7 @@ from components.gpu.device_plugin import (
 )
 from components.helm import pinned_release
 from components.security import namespace_policies
+from components.storage import ContainerResources
 from components.versions import CHARTS, ChartPin
 
 MetricType = Literal["gauge", "counter"]
@@ -92,6 +93,10 @@ METRICS: Final[tuple[DcgmMetric, ...]] = (
 METRICS_FILE: Final = "/etc/dcgm-exporter/mlplatform-counters.csv"
 METRICS_KEY: Final = "counters.csv"
 METRICS_PORT: Final = "metrics"
+EXPORTER_RESOURCES: Final = ContainerResources(
+    cpu_request="50m", memory_request="128Mi", memory_limit="512Mi"
+)
+"""Requests and limits of the exporter container on every GPU node."""
 """Name of the exporter Service's port in the chart."""
 CHART_NAME_LABEL: Final = "dcgm-exporter"
 """``app.kubernetes.io/name`` the chart gives its Service (the chart name)."""
@@ -153,6 +158,9 @@ def dcgm_values(
         },
         "affinity": gpu_node_affinity(pools),
         "tolerations": gpu_daemon_tolerations(pools),
+        # The container keeps the chart's security context (uid 0 with SYS_ADMIN: DCGM reads
+        # the GPUs' profiling counters), which is why its namespace is privileged.
+        "resources": EXPORTER_RESOURCES.to_k8s(),
     }
     if runtime_class_name:
         values["runtimeClassName"] = runtime_class_name

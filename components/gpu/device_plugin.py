@@ -20,10 +20,13 @@ from components.clusters.base import POOL_LABEL, GpuPoolInfo, union_tolerations
 from components.gpu.sharing import PluginConfigs, build_configs
 from components.helm import pinned_release
 from components.security import namespace_labels, namespace_policies
+from components.storage import ContainerResources
 from components.versions import CHARTS, ChartPin
 
 CRITICAL_ADDONS_TOLERATION = {"key": "CriticalAddonsOnly", "operator": "Exists"}
 PRIVILEGED_NAMESPACE_LABELS = namespace_labels("privileged")
+DAEMON_RESOURCES = ContainerResources(cpu_request="50m", memory_request="64Mi", memory_limit="256Mi")
+"""Requests and limits of the device plugin and GFD containers on every GPU node."""
 """GPU daemons mount host paths (device-plugin sockets, driver libraries), so Pod Security must allow it."""
 
 
@@ -83,6 +86,11 @@ def device_plugin_values(
         "affinity": gpu_node_affinity(pools),
         "tolerations": tolerations,
         "priorityClassName": "system-node-critical",
+        # Containers keep the chart's own security context (no escalation and ALL dropped, or
+        # SYS_ADMIN where MIG/volume-mount device lists need it; GFD privileged); the pod adds
+        # the runtime seccomp profile. Requests and limits cover the plugin and GFD containers.
+        "podSecurityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "resources": DAEMON_RESOURCES.to_k8s(),
     }
 
 

@@ -28,8 +28,18 @@ from components.gpu.mig import MIG_CONFIG_LABEL, MIG_DISABLED, mig_parted_config
 from components.gpu.sharing import PluginConfigs, build_configs, render
 from components.helm import pinned_release
 from components.security import namespace_policies
+from components.storage import ContainerResources
 from components.versions import CHARTS, ChartPin
 
+OPERAND_RESOURCES: Final[dict[str, ContainerResources]] = {
+    "driver": ContainerResources(cpu_request="100m", memory_request="512Mi", memory_limit="4Gi"),
+    "toolkit": ContainerResources(cpu_request="50m", memory_request="64Mi", memory_limit="256Mi"),
+    "validator": ContainerResources(cpu_request="10m", memory_request="32Mi", memory_limit="128Mi"),
+    "devicePlugin": ContainerResources(cpu_request="50m", memory_request="64Mi", memory_limit="256Mi"),
+    "gfd": ContainerResources(cpu_request="10m", memory_request="32Mi", memory_limit="128Mi"),
+    "migManager": ContainerResources(cpu_request="10m", memory_request="64Mi", memory_limit="256Mi"),
+}
+"""Requests and limits of the operator's operands (the chart leaves them empty)."""
 RUNTIME_CLASS: Final = "nvidia"
 """RuntimeClass the operator's toolkit installs; pods outside the operator use it to get the driver."""
 
@@ -65,6 +75,7 @@ def operator_values(
     }
     mig_manager: dict[str, Any] = {"enabled": bool(layouts)}
     if layouts:
+        mig_manager["resources"] = OPERAND_RESOURCES["migManager"].to_k8s()
         mig_manager["config"] = {
             "create": True,
             "name": f"{release_name}-mig-parted-config",
@@ -75,11 +86,17 @@ def operator_values(
         *union_tolerations(gpu_pools),
         {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
     ]
+    res = {part: r.to_k8s() for part, r in OPERAND_RESOURCES.items()}
     return {
-        "driver": {"enabled": install_driver},
+        # The driver container compiles and loads kernel modules: a request, no memory limit.
+        "driver": {"enabled": install_driver, "resources": {"requests": res["driver"]["requests"]}},
         # Node images that bring the driver (EKS NVIDIA AMIs, AKS) bring the container toolkit too.
-        "toolkit": {"enabled": install_driver},
+        "toolkit": {"enabled": install_driver, "resources": res["toolkit"]},
+        # The operator renders its operands' (privileged) security contexts itself; requests and
+        # limits it takes from these values.
+        "validator": {"resources": res["validator"]},
         "devicePlugin": {
+            "resources": res["devicePlugin"],
             "enabled": True,
             "config": {
                 "create": True,
@@ -88,7 +105,7 @@ def operator_values(
                 "data": dict(configs.files),
             },
         },
-        "gfd": {"enabled": True},
+        "gfd": {"enabled": True, "resources": res["gfd"]},
         "mig": {"strategy": mig_strategy},
         "migManager": mig_manager,
         "dcgmExporter": {"enabled": False},

@@ -34,6 +34,12 @@ ROOT_USER = "root"
 ROOT_PASSWORD_KEY = "password"
 CLUSTER_COMPONENTS = ("proxy", "mixCoordinator", "queryNode", "dataNode", "streamingNode")
 """Chart sections of the Milvus processes in cluster mode (each takes ``extraEnv``)."""
+MILVUS_CONTAINER_SECURITY: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+"""Container ``securityContext`` of Milvus' own containers (the image needs uid 0, see values)."""
 
 MilvusMode = Literal["standalone", "cluster"]
 
@@ -154,6 +160,11 @@ def milvus_values(args: MilvusArgs, *, fullname: str, root_secret: str) -> dict[
             ).to_k8s(),
         },
         "metrics": {"serviceMonitor": {"enabled": False}},
+        # Every Milvus container: no escalation, no capabilities, runtime seccomp. The stock image
+        # only runs as root (its binary and libraries are root-only), so no non-root uid is forced
+        # and the namespace stays at `baseline`.
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "containerSecurityContext": MILVUS_CONTAINER_SECURITY,
     }
     if standalone:
         values["standalone"] = {

@@ -27,6 +27,7 @@ import pulumi_random as random
 
 from components.helm import pinned_release
 from components.metrics import service_monitor
+from components.security import container_security, pod_security
 from components.storage import ContainerResources, S3Access, instance_labels
 from components.vectordb import snapshot
 from components.versions import CHARTS
@@ -35,6 +36,10 @@ HTTP_PORT = 6333
 GRPC_PORT = 6334
 API_KEY_SECRET_KEY = "api-key"
 API_KEY_ENV = "QDRANT__SERVICE__API_KEY"
+QDRANT_UID = 1000
+"""Non-root uid the chart runs Qdrant as (its ``containerSecurityContext.runAsUser``)."""
+QDRANT_FS_GROUP = 3000
+"""Group that owns Qdrant's volumes (the chart's ``podSecurityContext.fsGroup``)."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,11 @@ def qdrant_values(args: QdrantArgs, *, fullname: str, api_key_secret: str) -> di
             "accessModes": ["ReadWriteOnce"],
         },
         "resources": args.resources.to_k8s(),
+        # The chart's uid/gid/fsGroup and read-only root stay; these add what `restricted` needs.
+        # Volume ownership comes from fsGroup, so the chart's root `chown` init container is off.
+        "containerSecurityContext": container_security(run_as_user=QDRANT_UID),
+        "podSecurityContext": pod_security(fs_group=QDRANT_FS_GROUP),
+        "updateVolumeFsOwnership": False,
         "podDisruptionBudget": {"enabled": args.replicas > 1, "maxUnavailable": 1},
         "config": {
             "cluster": {"enabled": True, "p2p": {"port": 6335}, "consensus": {"tick_period_ms": 100}},

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import filecmp
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from components.security import GPU_SYSTEM_NAMESPACES, PSA_PREFIX
+from components.security import GPU_SYSTEM_NAMESPACES, PSA_PREFIX, privileged_allowed
 from stacks.plan.plan import StackPlan, plan_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -86,3 +88,59 @@ def test_every_namespace_has_pod_security_and_default_deny(
         deny = policies.get((name, "default-deny-ingress"))
         assert deny is not None, f"{stack}: namespace {name} has no default-deny-ingress NetworkPolicy"
         assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+
+
+WORKLOAD_KINDS = ("Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
+
+
+def pod_templates(doc: Any, label: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(namespace, name, pod spec) of every pod a rendered object creates.
+
+    Workload kinds give their pod template; Argo Events EventSources and Sensors give the pod their
+    controller builds from ``spec.template`` (one ``container``), and a Sensor's Kubernetes triggers
+    give the objects they create (the training Job).
+    """
+    if not isinstance(doc, dict) or "kind" not in doc:
+        return
+    meta, spec, kind = doc.get("metadata") or {}, doc.get("spec") or {}, doc["kind"]
+    namespace, name = meta.get("namespace") or "", meta.get("name") or meta.get("generateName") or label
+    if kind in WORKLOAD_KINDS:
+        if kind == "CronJob":
+            spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+        yield namespace, name, spec if kind == "Pod" else (spec.get("template") or {}).get("spec") or {}
+    elif kind in ("EventSource", "Sensor"):
+        template = spec.get("template") or {}
+        yield namespace, name, {**template, "containers": [template.get("container") or {}]}
+        for trigger in spec.get("triggers") or []:
+            source = (((trigger.get("template") or {}).get("k8s") or {}).get("source") or {}).get("resource")
+            yield from pod_templates(source, f"{name} trigger")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_rendered_pod_cannot_escalate_and_requests_resources(
+    twice: dict[str, tuple[StackPlan, Path, Path]], stack: str
+) -> None:
+    _, first, _ = twice[stack]
+    pods = [
+        pod
+        for path in sorted((first / "manifests").glob("*.yaml"))
+        for pod in pod_templates(yaml.safe_load(path.read_text()), path.name)
+    ]
+    assert {name for _, name, _ in pods} >= {"mlflow-postgres", "qdrant-snapshots"}, pods
+    problems = []
+    for namespace, name, spec in pods:
+        for key in ("initContainers", "containers"):
+            for container in spec.get(key) or []:
+                where = f"{stack}: {namespace}/{name} container {container.get('name', '(template)')}"
+                security = container.get("securityContext") or {}
+                if not privileged_allowed(namespace, name):
+                    if security.get("allowPrivilegeEscalation") is not False:
+                        problems.append(f"{where}: allowPrivilegeEscalation is not false")
+                    if security.get("privileged") is True:
+                        problems.append(
+                            f"{where}: privileged outside components.security.PRIVILEGED_COMPONENTS"
+                        )
+                requests = (container.get("resources") or {}).get("requests") or {}
+                if not {"cpu", "memory"} <= set(requests):
+                    problems.append(f"{where}: no cpu and memory requests")
+    assert problems == []
