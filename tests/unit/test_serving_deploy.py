@@ -33,6 +33,7 @@ KINDS = [
     ("monitoring.coreos.com", "v1", "PrometheusRule", "prometheusrules", True),
     ("keda.sh", "v1alpha1", "ScaledObject", "scaledobjects", True),
     ("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", True),
+    ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True),
 ]
 
 
@@ -267,6 +268,7 @@ def test_raw_deployment_canary_deploy_status_promote(api: FakeApi, tmp_path: Pat
         ("PATCH", f"{ROUTES}/clf-split"),
         ("DELETE", f"{ISVCS}/clf-canary"),
         ("DELETE", "/apis/keda.sh/v1alpha1/namespaces/mlp-serving/scaledobjects/clf-canary-predictor"),
+        ("DELETE", "/apis/policy/v1/namespaces/mlp-serving/poddisruptionbudgets/clf-canary-predictor"),
     ]
     assert all(r["contentType"] == "application/merge-patch+json" for r in writes if r["method"] == "PATCH")
     assert writes[0]["body"]["spec"]["predictor"]["model"]["storageUri"] == CANDIDATE

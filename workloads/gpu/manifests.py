@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from stacks import outputs as keys
+from workloads.pipelines.interrupt import CHECKPOINT_GRACE_SECONDS
 from workloads.target import WHOLE_GPU_RESOURCE
 
 NAMESPACE: Final = "mlp-gpu-workloads"
@@ -123,6 +124,8 @@ def namespace(name: str = NAMESPACE) -> dict[str, Any]:
 def _pod_spec(placement: GpuPlacement, container: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {
         "restartPolicy": "Never",
+        # A drained spot node sends SIGTERM; GPU pods get the training checkpoint grace.
+        "terminationGracePeriodSeconds": CHECKPOINT_GRACE_SECONDS,
         "nodeSelector": dict(placement.node_selector),
         "tolerations": [dict(t) for t in placement.tolerations],
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},

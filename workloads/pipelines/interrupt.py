@@ -22,6 +22,11 @@ from typing import Final
 
 EXIT_ON_SIGTERM: Final = 128 + signal.SIGTERM
 """Exit status after a SIGTERM-triggered checkpoint: 143, as for a process killed by SIGTERM."""
+CHECKPOINT_GRACE_SECONDS: Final = 90
+"""``terminationGracePeriodSeconds`` of GPU training pods: time from SIGTERM to SIGKILL to finish
+the epoch and write the checkpoint. Under the two minutes an EC2 spot warning gives (the EKS
+handler drains at once); an Azure Preempt notice gives at least 30 s, so there a checkpoint is
+only safe when an epoch plus the write fits in what is left of it."""
 
 
 class TrainingInterrupted(Exception):  # noqa: N818 - it is a stop, not a failure of the code

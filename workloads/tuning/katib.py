@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from workloads.pipelines.interrupt import CHECKPOINT_GRACE_SECONDS
 from workloads.target import WHOLE_GPU_RESOURCE
 from workloads.tuning.space import Parameter, SearchSpace
 
@@ -92,6 +93,8 @@ def render_experiment(
         resources["limits"][WHOLE_GPU_RESOURCE] = 1
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
+        # train_cli checkpoints and exits 143 on SIGTERM (a drained spot node); give it time to.
+        "terminationGracePeriodSeconds": CHECKPOINT_GRACE_SECONDS,
         "containers": [
             {"name": PRIMARY_CONTAINER, "image": image, "command": command, "resources": resources}
         ],

@@ -272,4 +272,7 @@ def _remove_canary(client: Any, namespace: str, canary_name: str) -> list[str]:
         steps.append(f"InferenceService {canary_name}: deleted")
     if _delete(client, "keda.sh/v1alpha1", "ScaledObject", predictor_service(canary_name), namespace):
         steps.append(f"ScaledObject {predictor_service(canary_name)}: deleted")
+    # The canary's PodDisruptionBudget (builders.predictor_disruption_budgets) goes with it.
+    if _delete(client, "policy/v1", "PodDisruptionBudget", predictor_service(canary_name), namespace):
+        steps.append(f"PodDisruptionBudget {predictor_service(canary_name)}: deleted")
     return steps

@@ -904,7 +904,49 @@ def render(request: ServeRequest, env: ServingEnv) -> list[dict[str, Any]]:
         objects += log_sink(request, env)
     objects += [pod_monitor(env), serving_alert_rules(env)]
     objects += _PATTERNS[request.pattern](request, env)
+    objects += predictor_disruption_budgets(objects)
     return objects
+
+
+PREDICTOR_COMPONENT_LABEL: Final = "component"
+"""Label KServe puts on an InferenceService's pods: ``predictor``, ``transformer``..."""
+
+
+def predictor_disruption_budgets(objects: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A ``policy/v1`` PodDisruptionBudget per InferenceService whose predictor keeps >= 1 replica.
+
+    Drains (spot interruptions, upgrades) then take predictor pods down one at a time
+    (``maxUnavailable: 1``); with a single replica that still allows the eviction, so a node that
+    is going away is never held up, while larger predictors keep serving. Pods that are not
+    ready may always be evicted (``unhealthyPodEvictionPolicy: AlwaysAllow``). Predictors that
+    scale to zero get none.
+    """
+    budgets = []
+    for obj in objects:
+        if obj.get("kind") != "InferenceService":
+            continue
+        predictor = obj["spec"]["predictor"]
+        if int(predictor.get("minReplicas", 1)) < 1:
+            continue
+        meta = obj["metadata"]
+        name = meta["name"]
+        budgets.append(
+            {
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": {
+                    "name": f"{name}-predictor",
+                    "namespace": meta["namespace"],
+                    "labels": dict(meta.get("labels") or {}),
+                },
+                "spec": {
+                    "maxUnavailable": 1,
+                    "unhealthyPodEvictionPolicy": "AlwaysAllow",
+                    "selector": {"matchLabels": {ISVC_LABEL: name, PREDICTOR_COMPONENT_LABEL: "predictor"}},
+                },
+            }
+        )
+    return budgets
 
 
 def _with_scaling(
