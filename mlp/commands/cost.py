@@ -2,157 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
+from components.gpu.cost import DEFAULT_IDLE_FRACTION
 from mlp.common import BadInput, NotFound, emit_json, json_option, stack_option
 
 if TYPE_CHECKING:
-    from components.gpu.prices import PriceTable
-    from stacks.config import PlatformConfig
-    from workloads.cost import CostReport, FetchJson
-
-DEFAULT_IDLE_FRACTION = 0.75
-
-
-def pool_machines(cfg: PlatformConfig) -> list[tuple[str, str, list[str]]]:
-    """(pool name, priced machine, every machine the pool may use) for each GPU pool of a cloud stack."""
-    rows = []
-    for pool in cfg.gpu_pools:
-        machines = [pool.vm_size] if cfg.target == "aks" and pool.vm_size else list(pool.instance_types or [])
-        if machines:
-            rows.append((pool.name, machines[0], machines))
-    return rows
-
-
-def region_of(cfg: PlatformConfig) -> str:
-    """The stack's cloud region."""
-    region = cfg.aks.location if cfg.target == "aks" else cfg.eks.region
-    if not region:
-        raise BadInput(f"the {cfg.target} stack sets no region")
-    return region
-
-
-def live_spot_table(
-    cfg: PlatformConfig,
-    table: PriceTable,
-    *,
-    ec2_client: Any | None = None,
-    fetch: FetchJson | None = None,
-) -> PriceTable:
-    """The table with live spot prices for the stack's priced machines.
-
-    Raises:
-        workloads.cost.RefreshError: When the live source cannot be read.
-
-    """
-    from workloads import cost
-
-    region = region_of(cfg)
-    machines = sorted({priced for _, priced, _ in pool_machines(cfg)})
-    if cfg.target == "eks":
-        spot = cost.ec2_spot_prices(machines, region, client=ec2_client)
-    else:
-        found = cost.azure_vm_prices(machines, region, fetch=fetch or cost.http_get_json)
-        spot = {size: prices["spot"] for size, prices in found.items()}
-    return table.with_spot(cfg.target, region, spot)  # type: ignore[arg-type]
-
-
-def build_report(
-    stack: str,
-    *,
-    idle_fraction: float = DEFAULT_IDLE_FRACTION,
-    table: PriceTable | None = None,
-    root: Path | None = None,
-) -> CostReport:
-    """The cost report of ``stack``'s GPU pools from its stack file and a price table.
-
-    Raises:
-        stacks.config.ConfigError: When the stack file is invalid.
-        components.gpu.prices.PriceNotFound: When a pool's machine has no price.
-
-    """
-    from components.gpu.catalog import machine_type
-    from components.gpu.prices import load_prices
-    from stacks.config import load_stack_file
-    from workloads.cost import CostReport, PoolCostInput, pool_cost
-
-    cfg = load_stack_file(stack, root)
-    table = table or load_prices()
-    notes: list[str] = []
-    if cfg.target == "dev":
-        return CostReport(
-            stack=stack,
-            cloud="dev",
-            region="local",
-            idle_fraction=idle_fraction,
-            hours_per_month=table.hours_per_month,
-            currency=table.currency,
-            prices_as_of=table.as_of,
-            prices_source=table.source,
-            spot_estimate=table.spot_estimate,
-            pools=(),
-            notes=("a local cluster has no cloud GPU prices",),
-        )
-    region = region_of(cfg)
-    by_name = {pool.name: pool for pool in cfg.gpu_pools}
-    costs = []
-    for name, priced, machines in pool_machines(cfg):
-        pool = by_name[name]
-        size = machine_type(priced)
-        price = table.price(cfg.target, region, priced)  # type: ignore[arg-type]
-        sharing = pool.sharing
-        shares = (
-            sharing.time_slicing.replicas
-            if sharing.time_slicing
-            else sharing.mps.replicas
-            if sharing.mps
-            else 1
-        )
-        if len(machines) > 1:
-            notes.append(
-                f"{name}: priced as {priced}; the node group may also launch {', '.join(machines[1:])}"
-            )
-        if sharing.mig:
-            notes.append(
-                f"{name}: MIG instances per GPU depend on the profile; per-slot cost counts whole GPUs"
-            )
-        costs.append(
-            pool_cost(
-                PoolCostInput(
-                    name=name,
-                    machine=priced,
-                    gpus_per_node=size.gpu_count if size else 1,
-                    min_nodes=pool.min_count,
-                    max_nodes=pool.max_count,
-                    spot=pool.spot,
-                    on_demand_hourly=price.on_demand,
-                    spot_hourly=price.spot,
-                    shares_per_gpu=shares,
-                ),
-                idle_fraction,
-                table.hours_per_month,
-            )
-        )
-    if table.spot_estimate:
-        notes.append(
-            f"spot prices are estimates from the table dated {table.as_of}; use --refresh-spot for live ones"
-        )
-    return CostReport(
-        stack=stack,
-        cloud=cfg.target,
-        region=region,
-        idle_fraction=idle_fraction,
-        hours_per_month=table.hours_per_month,
-        currency=table.currency,
-        prices_as_of=table.as_of,
-        prices_source=table.source,
-        spot_estimate=table.spot_estimate,
-        pools=tuple(costs),
-        notes=tuple(notes),
-    )
+    from components.gpu.cost import CostReport
 
 
 def print_report(report: CostReport) -> None:
@@ -253,9 +111,10 @@ def cost(stack: str, idle_fraction: float, refresh_spot: bool, as_json: bool) ->
     unless --refresh-spot is given. Exit status: 0 on success, 2 when the stack file is missing or
     invalid, 4 when a pool's machine has no price in the table.
     """
+    from components.gpu.cost import RefreshError, report_to_dict
     from components.gpu.prices import PriceNotFound, load_prices
     from stacks.config import ConfigError, load_stack_file
-    from workloads.cost import RefreshError, report_to_dict
+    from stacks.cost import build_report, live_spot_table
 
     table = load_prices()
     try:

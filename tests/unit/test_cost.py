@@ -12,10 +12,7 @@ from click.testing import CliRunner
 from moto import mock_aws
 
 from components.gpu.catalog import MACHINE_TYPES
-from components.gpu.prices import PRICES_FILE, PriceNotFound, load_prices
-from mlp.commands.cost import build_report, cost, live_spot_table
-from stacks.config import load_stack_file
-from workloads.cost import (
+from components.gpu.cost import (
     PoolCostInput,
     RefreshError,
     azure_price_query,
@@ -24,6 +21,10 @@ from workloads.cost import (
     pool_cost,
     report_to_dict,
 )
+from components.gpu.prices import PRICES_FILE, PriceNotFound, load_prices
+from mlp.commands.cost import cost
+from stacks.config import load_stack_file
+from stacks.cost import build_report, live_spot_table
 
 DATA = Path(__file__).parent / "data"
 
@@ -221,7 +222,7 @@ def test_cli_json_and_text(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cli_refresh_failure_falls_back_to_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    import workloads.cost as cost_module
+    import components.gpu.cost as cost_module
 
     def offline(url: str) -> dict[str, Any]:
         raise RefreshError("network unreachable")

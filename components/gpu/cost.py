@@ -1,6 +1,6 @@
 """GPU pool cost: on-demand vs spot at min and max size, and what scale-to-zero saves.
 
-Pure arithmetic over plain inputs (the ``mlp cost`` command resolves prices and pool sizes), plus
+Pure arithmetic over plain inputs (``stacks.cost`` resolves a stack's prices and pool sizes), plus
 two optional live spot-price sources:
 
 * EC2: ``describe_spot_price_history`` through boto3 (needs AWS credentials);
@@ -30,6 +30,10 @@ Capacity = Literal["spot", "on-demand"]
 AZURE_PRICES_URL: Final = "https://prices.azure.com/api/retail/prices"
 AZURE_API_VERSION: Final = "2023-01-01-preview"
 HTTP_TIMEOUT_S: Final = 20
+
+
+DEFAULT_IDLE_FRACTION: Final = 0.75
+"""Share of the month GPU pools are assumed to have no work, for the scale-to-zero saving."""
 
 
 class RefreshError(RuntimeError):
