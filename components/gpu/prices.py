@@ -1,6 +1,6 @@
 """The dated GPU node price table (``prices.yaml`` beside this module) and lookups into it.
 
-Pure data access: no network. Live spot refresh lives in ``workloads.cost``, which the ``mlp cost``
+Pure data access: no network. Live spot refresh lives in ``components.gpu.cost``, which the ``mlp cost``
 command uses to override the table's spot column.
 """
 
