@@ -185,4 +185,7 @@ def nth_values(*, queue_url: Any, region: str, role_arn: Any) -> dict[str, Any]:
             "requests": {"cpu": "50m", "memory": "64Mi"},
             "limits": {"cpu": "200m", "memory": "128Mi"},
         },
+        # Added to the chart's own non-root, read-only, no-escalation defaults (values merge).
+        "podSecurityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {"capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
     }

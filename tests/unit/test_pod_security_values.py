@@ -20,6 +20,7 @@ from components.clusters.base import (
     gpu_node_labels,
 )
 from components.clusters.eks_autoscaler import AUTOSCALER_UID, autoscaler_security_values
+from components.clusters.eks_interruption_spec import nth_values
 from components.events import (
     ARGO_EVENTS_UID,
     DatasetEventsArgs,
@@ -240,3 +241,11 @@ def test_privileged_components_live_only_in_privileged_namespaces() -> None:
     assert privileged_allowed(MONITORING_NAMESPACE, "monitoring-prometheus-node-exporter")
     assert not privileged_allowed(MONITORING_NAMESPACE, "monitoring-grafana")
     assert not privileged_allowed("mlp-data", "minio")
+
+
+def test_node_termination_handler_adds_seccomp_and_drops_capabilities() -> None:
+    values = nth_values(queue_url="q", region="us-west-2", role_arn="arn")
+    assert values["podSecurityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert values["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert values["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert_bounded(values["resources"])
