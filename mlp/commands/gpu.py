@@ -219,3 +219,45 @@ def _print_logs(client: Any, namespace: str, app: str) -> None:
     for pod in pods.items:
         log = core.read_namespaced_pod_log(pod.metadata.name, namespace, tail_lines=20)
         click.echo(f"--- {pod.metadata.name} ({pod.spec.node_name})\n{log.rstrip()}")
+
+
+@gpu.command("drill")
+@stack_option(help="Stack whose interruption path to describe (aks, eks...).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to a file instead of stdout.",
+)
+@json_option
+def drill_cmd(stack: str, output: Path | None, as_json: bool) -> None:
+    """Describe what happens on a spot interruption for a stack, as Markdown (or --json).
+
+    Offline: runs the stack's program under mocks and reads what it declares (handler, queue and
+    rules or scheduled-events DaemonSet, lifecycle hooks, covered pools); adds the drain order,
+    grace periods and checkpoint/resume behaviour of the workloads.
+
+    Exit codes: 0 rendered, 2 bad input (unknown stack, invalid stack file).
+    """
+    from stacks.config import stack_file_config
+    from stacks.plan.harness import clean, run_program
+    from stacks.program import program
+    from workloads.gpu.drill import build_drill, to_markdown
+
+    try:
+        config = stack_file_config(stack)
+    except FileNotFoundError as exc:
+        raise BadInput(str(exc)) from None
+    run = run_program(program, stack=stack, config=config)
+    registrations = [
+        {"type": r.type, "name": r.name, "inputs": clean(r.inputs), "outputs": clean(r.outputs)}
+        for r in run.registrations
+    ]
+    drill = build_drill(stack, registrations, clean(run.exports))
+    text = json.dumps(drill.to_json(), indent=2) if as_json else to_markdown(drill)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n")
+        click.echo(f"wrote the {stack} drill to {output}", err=True)
+    else:
+        click.echo(text)
