@@ -106,7 +106,6 @@ def release_asset_url(name: str, asset: str) -> str:
     return f"https://github.com/{MANIFEST_REPOSITORIES[name]}/releases/download/{MANIFESTS[name]}/{asset}"
 
 
-
 IMAGES: Final[dict[str, ImagePin]] = {
     "cuda-sample": ImagePin("nvcr.io/nvidia/k8s/cuda-sample", "vectoradd-cuda12.5.0-ubuntu22.04"),
     "kind-node": ImagePin("kindest/node", "v1.33.1"),
@@ -118,6 +117,8 @@ IMAGES: Final[dict[str, ImagePin]] = {
     # This project's image (Dockerfile, published by .github/workflows/release.yaml): pipeline steps,
     # Katib trials, the Argo Events trigger job, the Qdrant snapshot job, serving transformer/log sink.
     "workloads": ImagePin("ghcr.io/mlplatform/workloads", "0.1.0"),
+    # zilliztech/milvus-backup (official backup tool; v0.5.x reads backup.yaml's milvus/minio sections).
+    "milvus-backup": ImagePin("docker.io/milvusdb/milvus-backup", "v0.5.9"),
 }
 """Container images the platform references directly."""
 
@@ -202,7 +203,7 @@ def crd_local_name(upstream: str) -> str:
     return CRD_LOCAL_NAMES.get(upstream, upstream.rsplit("/", 1)[-1])
 
 
-MLPLATFORM_VERSION: Final = "0.1.0"
 DEFAULT_KUBERNETES_VERSION: Final = "1.33"
 """Kubernetes minor a stack gets when its config names none (the cloud picks the patch level)."""
 
+MLPLATFORM_VERSION: Final = "0.1.0"

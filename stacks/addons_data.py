@@ -13,7 +13,7 @@ import pulumi
 
 from components.clusters.base import Cluster
 from components.storage import DEFAULT_BUCKETS, ObjectStorage, ObjectStorageArgs, ServiceUser
-from components.vectordb.milvus import Milvus, MilvusArgs
+from components.vectordb.milvus import Milvus, MilvusArgs, MilvusBackupSettings, MilvusClusterSize
 from components.vectordb.qdrant import Qdrant, QdrantArgs, SnapshotSettings
 from stacks import outputs
 from stacks.config import PlatformConfig
@@ -26,6 +26,9 @@ PLATFORM_BUCKET = "pipelines"
 """The bucket exported as ``S3_BUCKET``: pipeline data, checkpoints and other workload artifacts."""
 SNAPSHOT_BUCKET = "vectordb-snapshots"
 SNAPSHOT_PREFIX = f"qdrant/{QDRANT_NAME}"
+MILVUS_BACKUP_ROOT = f"milvus/{MILVUS_NAME}"
+"""Where milvus-backup writes in SNAPSHOT_BUCKET (with the ``snapshots`` user; Milvus' data is read
+with the ``milvus`` user, so neither user gets the other's bucket)."""
 DATASETS_BUCKET = "datasets"
 """New objects here start a training run (Argo Events)."""
 MLFLOW_BUCKET = "mlflow"
@@ -105,6 +108,7 @@ def add_data_layer(cfg: PlatformConfig, cluster: Cluster) -> dict[str, Any]:
                 replication_factor=qcfg.replication_factor,
                 storage_size_gi=qcfg.storage_size_gi,
                 service_monitor=cfg.observability.enabled,
+                zone_spread=cfg.target != "dev",
                 snapshots=SnapshotSettings(
                     schedule=qcfg.snapshot_schedule,
                     s3=storage.users["snapshots"].access,
@@ -130,6 +134,20 @@ def add_data_layer(cfg: PlatformConfig, cluster: Cluster) -> dict[str, Any]:
                 mode=mcfg.mode,
                 storage_size_gi=mcfg.storage_size_gi,
                 service_monitor=cfg.observability.enabled,
+                cluster=MilvusClusterSize(
+                    proxies=mcfg.proxies,
+                    query_nodes=mcfg.query_nodes,
+                    data_nodes=mcfg.data_nodes,
+                    streaming_nodes=mcfg.streaming_nodes,
+                ),
+                zone_spread=cfg.target != "dev",
+                backup=MilvusBackupSettings(
+                    schedule=mcfg.backup_schedule,
+                    target=storage.users["snapshots"].access,
+                    bucket=SNAPSHOT_BUCKET,
+                    root_path=MILVUS_BACKUP_ROOT,
+                    retention_days=mcfg.backup_retention_days,
+                ),
             ),
             opts=after_storage,
         )

@@ -27,9 +27,14 @@ import pulumi_random as random
 from components.helm import pinned_release
 from components.metrics import service_monitor
 from components.storage import ContainerResources, S3Access, instance_labels
+from components.vectordb import milvus_backup
+from components.vectordb.snapshot import SecretRef
+from components.vectordb.spread import zone_spread
 from components.versions import CHARTS
 
 MILVUS_PORT = 19530
+METRICS_PORT = 9091
+"""Milvus' HTTP port (metrics, health and the management API milvus-backup pauses GC through)."""
 ROOT_USER = "root"
 ROOT_PASSWORD_KEY = "password"
 CLUSTER_COMPONENTS = ("proxy", "mixCoordinator", "queryNode", "dataNode", "streamingNode")
@@ -42,6 +47,36 @@ MILVUS_CONTAINER_SECURITY: dict[str, Any] = {
 """Container ``securityContext`` of Milvus' own containers (the image needs uid 0, see values)."""
 
 MilvusMode = Literal["standalone", "cluster"]
+CHART_COMPONENT_LABELS = {
+    "proxy": "proxy",
+    "mixCoordinator": "mixcoord",
+    "queryNode": "querynode",
+    "dataNode": "datanode",
+    "streamingNode": "streamingnode",
+}
+"""The chart's ``component`` pod label of each process (selectors of spreads and PDBs)."""
+SPREAD_BY_AFFINITY = ("streamingNode",)
+"""Chart sections whose template reads ``affinity`` but not ``topologySpreadConstraints``."""
+
+
+@dataclass(frozen=True)
+class MilvusBackupSettings:
+    """Scheduled milvus-backup runs (see :mod:`components.vectordb.milvus_backup`).
+
+    Attributes:
+        schedule: Cron schedule in UTC.
+        target: Access to the backup bucket (its own MinIO user, not Milvus').
+        bucket: Bucket backups go to.
+        root_path: Prefix of backups in that bucket.
+        retention_days: Keep scheduled backups this many days (the newest always).
+
+    """
+
+    schedule: str
+    target: S3Access
+    bucket: str = "vectordb-snapshots"
+    root_path: str = "milvus/milvus"
+    retention_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -90,6 +125,8 @@ class MilvusArgs:
     etcd_size_gi: int = 2
     cluster: MilvusClusterSize = field(default_factory=MilvusClusterSize)
     service_monitor: bool = False
+    backup: MilvusBackupSettings | None = None
+    zone_spread: bool = False
     resources: ContainerResources = field(
         default_factory=lambda: ContainerResources(
             cpu_request="250m", memory_request="1Gi", memory_limit="4Gi"
@@ -195,7 +232,87 @@ def milvus_values(args: MilvusArgs, *, fullname: str, root_secret: str) -> dict[
                 "extraEnv": env,
                 "resources": args.resources.to_k8s(),
             }
+            if args.zone_spread:
+                values[component].update(_spread_values(component, fullname))
+        if args.zone_spread:
+            values["etcd"]["pdb"] = {"create": True}
     return values
+
+
+def _selector(fullname: str, component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "milvus",
+        "app.kubernetes.io/instance": fullname,
+        "component": CHART_COMPONENT_LABELS[component],
+    }
+
+
+def _spread_values(component: str, fullname: str) -> dict[str, Any]:
+    """Zone (then node) spreading of one process's pods, through the key its template reads."""
+    selector = _selector(fullname, component)
+    if component in SPREAD_BY_AFFINITY:
+        terms = [
+            {
+                "weight": weight,
+                "podAffinityTerm": {"labelSelector": {"matchLabels": selector}, "topologyKey": key},
+            }
+            for weight, key in ((100, "topology.kubernetes.io/zone"), (50, "kubernetes.io/hostname"))
+        ]
+        return {"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": terms}}}
+    return {"topologySpreadConstraints": zone_spread(selector)}
+
+
+def pdb_manifests(fullname: str, namespace: str, args: MilvusArgs) -> list[dict[str, Any]]:
+    """``policy/v1`` PodDisruptionBudgets (the chart has none) of every process with two or more pods.
+
+    At most one pod of each such process is evicted at a time by drains and upgrades.
+    """
+    if args.mode != "cluster":
+        return []
+    size = args.cluster
+    counts = {
+        "proxy": size.proxies,
+        "queryNode": size.query_nodes,
+        "dataNode": size.data_nodes,
+        "streamingNode": size.streaming_nodes,
+    }
+    return [
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {
+                "name": f"{fullname}-{CHART_COMPONENT_LABELS[component]}",
+                "namespace": namespace,
+                "labels": instance_labels("vectordb", fullname),
+            },
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector(fullname, component)}},
+        }
+        for component, count in counts.items()
+        if count >= 2
+    ]
+
+
+def backup_spec(
+    name: str, args: MilvusArgs, settings: MilvusBackupSettings
+) -> milvus_backup.MilvusBackupSpec:
+    """The milvus-backup CronJob of Milvus release ``name``."""
+    return milvus_backup.MilvusBackupSpec(
+        name=f"{name}-backups",
+        namespace=args.namespace,
+        schedule=settings.schedule,
+        milvus_host=name,
+        milvus_port=MILVUS_PORT,
+        root_password=SecretRef(root_secret_name(name), ROOT_PASSWORD_KEY),
+        source=args.s3,
+        milvus_bucket=args.bucket,
+        milvus_root_path=name,
+        target=settings.target,
+        backup_bucket=settings.bucket,
+        backup_root_path=settings.root_path,
+        retention_days=settings.retention_days,
+        gc_pause_address=f"http://{name}:{METRICS_PORT}",
+        labels={"app.kubernetes.io/instance": name},
+    )
 
 
 class Milvus(pulumi.ComponentResource):
@@ -247,6 +364,30 @@ class Milvus(pulumi.ComponentResource):
                 labels=labels,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
             )
+        for pdb in pdb_manifests(name, args.namespace, args):
+            k8s.policy.v1.PodDisruptionBudget(
+                pdb["metadata"]["name"],
+                metadata=pdb["metadata"],
+                spec=pdb["spec"],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
+            )
+        self.backup_schedule: str | None = None
+        self.backup_location: str | None = None
+        if args.backup is not None:
+            spec = backup_spec(name, args, args.backup)
+            config = milvus_backup.configmap_manifest(spec)
+            config_map = k8s.core.v1.ConfigMap(
+                f"{name}-backups-config", metadata=config["metadata"], data=config["data"], opts=child
+            )
+            cron = milvus_backup.cronjob_manifest(spec)
+            k8s.batch.v1.CronJob(
+                f"{name}-backups",
+                metadata=cron["metadata"],
+                spec=cron["spec"],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, config_map]),
+            )
+            self.backup_schedule = spec.schedule
+            self.backup_location = f"s3://{spec.backup_bucket}/{spec.backup_root_path}"
         self.mode: str = args.mode
         self.uri: pulumi.Output[str] = pulumi.Output.from_input(
             f"http://{name}.{args.namespace}.svc:{MILVUS_PORT}"
@@ -258,5 +399,7 @@ class Milvus(pulumi.ComponentResource):
                 "token": self.token,
                 "root_secret_name": self.root_secret_name,
                 "mode": self.mode,
+                "backup_schedule": self.backup_schedule,
+                "backup_location": self.backup_location,
             }
         )

@@ -30,6 +30,7 @@ from components.metrics import service_monitor
 from components.security import container_security, pod_security
 from components.storage import ContainerResources, S3Access, instance_labels
 from components.vectordb import snapshot
+from components.vectordb.spread import zone_spread
 from components.versions import CHARTS
 
 HTTP_PORT = 6333
@@ -77,6 +78,7 @@ class QdrantArgs:
         resources: Qdrant container resources.
         service_monitor: Declare a ServiceMonitor on every peer's ``/metrics`` (needs the
             Prometheus Operator CRDs); it authenticates with the API key Secret.
+        zone_spread: Spread the peers over zones, then nodes (``topologySpreadConstraints``).
 
     """
 
@@ -88,6 +90,7 @@ class QdrantArgs:
     storage_size_gi: int = 10
     snapshots: SnapshotSettings | None = None
     service_monitor: bool = False
+    zone_spread: bool = False
     resources: ContainerResources = field(
         default_factory=lambda: ContainerResources(
             cpu_request="250m", memory_request="512Mi", memory_limit="2Gi"
@@ -118,6 +121,7 @@ def api_key_secret_name(fullname: str) -> str:
 def qdrant_values(args: QdrantArgs, *, fullname: str, api_key_secret: str) -> dict[str, Any]:
     """Helm values of the Qdrant chart; the API key is referenced, never included."""
     key_ref = {"secretKeyRef": {"name": api_key_secret, "key": API_KEY_SECRET_KEY}}
+    spread = zone_spread({"app.kubernetes.io/name": "qdrant", "app.kubernetes.io/instance": fullname})
     return {
         "fullnameOverride": fullname,
         "replicaCount": args.replicas,
@@ -135,6 +139,7 @@ def qdrant_values(args: QdrantArgs, *, fullname: str, api_key_secret: str) -> di
         "podSecurityContext": pod_security(fs_group=QDRANT_FS_GROUP),
         "updateVolumeFsOwnership": False,
         "podDisruptionBudget": {"enabled": args.replicas > 1, "maxUnavailable": 1},
+        "topologySpreadConstraints": spread if args.zone_spread else [],
         "config": {
             "cluster": {"enabled": True, "p2p": {"port": 6335}, "consensus": {"tick_period_ms": 100}},
             "storage": {

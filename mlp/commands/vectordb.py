@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from mlp.commands.vectordb_milvus import milvus_restore
 from mlp.common import BadInput, CheckFailed, Failed, NotFound, emit_json, json_option, target_options
 from stacks import outputs as keys
 from workloads.target import TargetError, resolve_target
@@ -316,3 +317,6 @@ def restore(
         click.echo(
             f"restored {r.collection} as {r.restored_as}: {points} points in {r.seconds:.1f}s ({r.method})"
         )
+
+
+vectordb.add_command(milvus_restore)

@@ -21,6 +21,7 @@ from stacks.config.models import (
 )
 from stacks.config.platform import check_platform
 from stacks.config.serving import check_serving
+from stacks.config.vectordb import check_vectordb
 
 
 def _check_cidrs(path: str, cidrs: list[str], issues: list[ConfigIssue]) -> None:
@@ -99,6 +100,8 @@ def cross_checks(
         issues.extend(check_serving(cfg.serving))
     if "platform" in present and "platform" not in failed:
         issues.extend(check_platform(cfg.platform))
+    if "vectordb" in present and "vectordb" not in failed:
+        issues.extend(check_vectordb(cfg.vectordb))
     return issues
 
 

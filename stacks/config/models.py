@@ -231,6 +231,19 @@ class MilvusConfig(ConfigModel):
         "standalone", description="standalone (one pod) or cluster (separate coordinators and nodes)."
     )
     storage_size_gi: int = Field(10, ge=1, description="Volume size in GiB.")
+    proxies: int = Field(1, ge=1, description="cluster mode: proxy replicas (client connections, QPS).")
+    query_nodes: int = Field(2, ge=1, description="cluster mode: query node replicas (search, loaded data).")
+    data_nodes: int = Field(
+        1, ge=1, description="cluster mode: data node replicas (flush, compaction, index builds)."
+    )
+    streaming_nodes: int = Field(1, ge=1, description="cluster mode: streaming node replicas (WAL owners).")
+    backup_schedule: str = Field(
+        "30 3 * * *",
+        description="Cron schedule (UTC) of milvus-backup runs to the vectordb-snapshots bucket.",
+    )
+    backup_retention_days: int = Field(
+        7, ge=1, description="Delete scheduled Milvus backups older than this (the newest is always kept)."
+    )
 
 
 class StorageConfig(ConfigModel):
