@@ -63,7 +63,7 @@ CHARTS: Final[dict[str, ChartPin]] = {
     "cluster-autoscaler": ChartPin(
         "cluster-autoscaler", "9.52.1", "https://kubernetes.github.io/autoscaler", "1.34.1"
     ),
-    # Queue-processor mode on EKS (adr/0008): drains nodes on spot/rebalance/ASG notices from SQS.
+    # Queue-processor mode on EKS (adr/0010): drains nodes on spot/rebalance/ASG notices from SQS.
     "aws-node-termination-handler": ChartPin(
         "aws-node-termination-handler", "0.27.6", "https://aws.github.io/eks-charts", "1.25.6"
     ),

@@ -1,4 +1,4 @@
-"""Spot interruption handling of the aks stack (adr/0008-spot-interruption-handling.md).
+"""Spot interruption handling of the aks stack (adr/0010-spot-interruption-handling.md).
 
 On AKS, ``SpotDrain`` (a DaemonSet on the spot GPU pools polling Azure Scheduled Events) cordons
 and drains a node on its ``Preempt`` notice. On EKS the handler is part of ``EksCluster`` (it

@@ -3,7 +3,7 @@
 Children, parented to the component and named after it: a ServiceAccount, a ClusterRole and its
 binding, and the DaemonSet running ``workloads.gpu.spot_drain`` from the workload image on every
 node of the spot GPU pools (builders in :mod:`components.clusters.aks_interruption_spec`).
-See adr/0008-spot-interruption-handling.md.
+See adr/0010-spot-interruption-handling.md.
 """
 
 from __future__ import annotations

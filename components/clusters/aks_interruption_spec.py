@@ -4,7 +4,7 @@ Azure announces spot evictions through Scheduled Events (``Preempt``) in each VM
 service, so the watcher must run on the spot nodes themselves. ``workloads.gpu.spot_drain`` (in the
 workload image) polls them and cordons and drains its own node; these functions build its
 ServiceAccount, ClusterRole (nodes get/patch, pods list, pods/eviction create), ClusterRoleBinding
-and DaemonSet, placed only on spot GPU pools. See adr/0008-spot-interruption-handling.md.
+and DaemonSet, placed only on spot GPU pools. See adr/0010-spot-interruption-handling.md.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Children, all parented to the component and named after it:
 * the EBS CSI driver add-on (IRSA) and a default ``gp3`` StorageClass;
 * ``ClusterAutoscaler``: the chart with an IRSA role (see adr/0003-eks-gpu-autoscaling.md);
 * ``NodeTerminationHandler``: SQS queue, EventBridge rules, lifecycle hooks on the GPU groups and
-  the handler in queue mode (see adr/0008-spot-interruption-handling.md).
+  the handler in queue mode (see adr/0010-spot-interruption-handling.md).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Children, all parented to the component and named after it:
 * an IRSA role with :func:`handler_policy`;
 * the pinned aws-node-termination-handler chart in queue-processor mode on the system node group.
 
-See adr/0008-spot-interruption-handling.md for why this and not Karpenter's interruption queue.
+See adr/0010-spot-interruption-handling.md for why this and not Karpenter's interruption queue.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ queue; the handler (one Deployment on the system node group) reads the queue, co
 the named node, and completes the Auto Scaling lifecycle action. Everything here returns plain
 data (policy documents, event patterns, Helm values) so it can be reviewed and unit-tested; the
 component (:mod:`components.clusters.eks_interruption`) declares the resources.
-See adr/0008-spot-interruption-handling.md.
+See adr/0010-spot-interruption-handling.md.
 """
 
 from __future__ import annotations
