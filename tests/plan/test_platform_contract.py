@@ -120,8 +120,19 @@ COMMANDS = {
 }
 
 
+SECRET_NEEDED = pytest.mark.xfail(
+    strict=True,
+    reason="mlp vectordb reads the S3 secret key only from the stack outputs, which the plan's "
+    "outputs.json redacts (s3SecretAccessKey); it stops at target resolution until it can take the "
+    "key from the environment (AWS_SECRET_ACCESS_KEY) like the local target does",
+)
+
+
 @pytest.mark.parametrize("stack", STACKS)
-@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize(
+    "command",
+    [pytest.param(c, marks=SECRET_NEEDED) if c == "snapshots-list" else c for c in sorted(COMMANDS)],
+)
 def test_workload_commands_get_past_target_resolution(
     runs: dict[str, ProgramRun], stack: str, command: str, tmp_path: Path
 ) -> None:
@@ -146,6 +157,7 @@ def test_workload_commands_get_past_target_resolution(
     text = done.stdout + done.stderr
     assert "Traceback" not in text, text[-3000:]
     assert "invalid outputs file" not in text and "is masked" not in text, text[-2000:]
+    assert "is missing: the" not in text, f"stopped at a missing output: {text[-2000:]}"
     if command == "tune-katib":
         assert done.returncode == 0, text[-2000:]
         experiment = (tmp_path / "experiment.yaml").read_text()
