@@ -21,6 +21,7 @@ from stacks.config.models import (
 )
 from stacks.config.platform import check_platform
 from stacks.config.serving import check_serving
+from stacks.config.values import check_values
 from stacks.config.vectordb import check_vectordb
 
 
@@ -102,6 +103,7 @@ def cross_checks(
         issues.extend(check_platform(cfg.platform))
     if "vectordb" in present and "vectordb" not in failed:
         issues.extend(check_vectordb(cfg.vectordb))
+    issues.extend(check_values(cfg, present, failed, pools))
     return issues
 
 

@@ -106,6 +106,35 @@ def issue_from_pydantic(err: Mapping[str, Any], prefix: tuple[Any, ...]) -> Conf
     if kind == "string_pattern_mismatch":
         pattern = err.get("ctx", {}).get("pattern", "")
         return ConfigIssue(path, f"{err.get('input')!r} is not valid", f"use a value matching {pattern}")
+    ctx = err.get("ctx", {})
+    if kind in _BOUNDS:
+        sign, limit = _BOUNDS[kind], next(iter(ctx.values()), "")
+        return ConfigIssue(
+            path, f"must be {sign} {limit} (got {err.get('input')!r})", f"set a value {sign} {limit}"
+        )
+    if kind in _EXPECTED:
+        wanted, example = _EXPECTED[kind]
+        return ConfigIssue(
+            path, f"must be {wanted} (got {err.get('input')!r})", f"write {wanted}, e.g. {example}"
+        )
     return ConfigIssue(
         path, f"{err['msg'].rstrip('.')} (got {err.get('input')!r})", "correct the value's type"
     )
+
+
+_BOUNDS = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}
+"""Pydantic's numeric bound errors -> the comparison the value must satisfy (limit from ``ctx``)."""
+_EXPECTED = {
+    "int_parsing": ("a whole number", "2"),
+    "int_type": ("a whole number", "2"),
+    "int_from_float": ("a whole number", "2"),
+    "float_parsing": ("a number", "0.5"),
+    "float_type": ("a number", "0.5"),
+    "bool_parsing": ("true or false", "true"),
+    "bool_type": ("true or false", "true"),
+    "string_type": ("text", '"westeurope" (quoted)'),
+    "list_type": ("a list", "[a, b]"),
+    "dict_type": ("a mapping of keys to values", "{key: value}"),
+    "model_type": ("a mapping of keys to values", "{key: value}"),
+}
+"""Pydantic's type errors -> what the value must be, and an example."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -219,10 +220,154 @@ INVALID = [
     pytest.param(
         with_changes(AKS, ("gpuPools.0.minCount", "two")),
         "gpuPools[0].minCount",
-        "valid integer",
+        "must be a whole number",
         id="wrong-type",
     ),
 ]
+
+VALUES_INVALID = [
+    # (base, edits, key path, message fragment): values a cloud would refuse (stacks/config/values.py)
+    (
+        AKS,
+        [("aks.location", "westeurop")],
+        "aks.location",
+        "'westeurop' is not an Azure region; did you mean 'westeurope'?",
+    ),
+    (AKS, [("aks.location", "West Europe")], "aks.location", "did you mean 'westeurope'?"),
+    (EKS, [("eks.region", "us-west-9")], "eks.region", "'us-west-9' is not an AWS region"),
+    (EKS, [("eks.region", "westeurope")], "eks.region", "is not an AWS region"),
+    (
+        AKS,
+        [("aks.systemPool", {"vmSize": "Standard_Bogus_v9"})],
+        "aks.systemPool.vmSize",
+        "is not an Azure VM size",
+    ),
+    (
+        AKS,
+        [("aks.platformPool", {"vmSize": "Standard D4s v5"})],
+        "aks.platformPool.vmSize",
+        "did you mean 'Standard_D4s_v5'?",
+    ),
+    (AKS, [("aks.systemPool", {"vmSize": "m6i.large"})], "aks.systemPool.vmSize", "is an EC2 instance type"),
+    (
+        AKS,
+        [("aks.systemPool", {"vmSize": "Standard_ND40rs_v2"})],
+        "aks.systemPool.vmSize",
+        "GPU/accelerator size",
+    ),
+    (
+        EKS,
+        [("eks.systemNodeGroup", {"instanceTypes": ["g5.xlarge"]})],
+        "eks.systemNodeGroup.instanceTypes[0]",
+        "GPU/accelerator instance type",
+    ),
+    (
+        EKS,
+        [("eks.systemNodeGroup", {"instanceTypes": ["m6i.large", "p4de.24xlarge"]})],
+        "eks.systemNodeGroup.instanceTypes[1]",
+        "GPU/accelerator instance type",
+    ),
+    (
+        EKS,
+        [("eks.systemNodeGroup", {"instanceTypes": ["m6i.huge"]})],
+        "eks.systemNodeGroup.instanceTypes[0]",
+        "is not an EC2 instance type",
+    ),
+    (
+        EKS,
+        [("eks.systemNodeGroup", {"instanceTypes": ["Standard_D4s_v5"]})],
+        "eks.systemNodeGroup.instanceTypes[0]",
+        "is an Azure VM size",
+    ),
+    (
+        EKS,
+        [("eks.systemNodeGroup", {"instanceTypes": ["m7g.large"]})],
+        "eks.systemNodeGroup.instanceTypes[0]",
+        "Arm (Graviton)",
+    ),
+    (AKS, [("gpuPools.0.maxCount", 10**12)], "gpuPools[0].maxCount", "must be ≤ 1000"),
+    (
+        AKS,
+        [("gpuPools.0.minCount", 1001), ("gpuPools.0.maxCount", 1001)],
+        "gpuPools[0].minCount",
+        "must be ≤ 1000",
+    ),
+    (AKS, [("aks.systemPool", {"maxCount": 1001})], "aks.systemPool.maxCount", "must be ≤ 1000"),
+    (AKS, [("aks.platformPool", {"minCount": 0})], "aks.platformPool.minCount", "must be ≥ 1"),
+    (EKS, [("gpuPools.0.maxCount", 451)], "gpuPools[0].maxCount", "must be ≤ 450"),
+    (EKS, [("eks.systemNodeGroup", {"maxSize": 500})], "eks.systemNodeGroup.maxSize", "must be ≤ 450"),
+    (DEV, [("gpuPools.0.maxCount", 10**12)], "gpuPools[0].maxCount", "must be ≤ 5000"),
+    (AKS, [("gpuPools.0.minCount", -1)], "gpuPools[0].minCount", "must be ≥ 0"),
+    (AKS, [("gpuPools.0.labels", {"team name": "a"})], "gpuPools[0].labels.team name", "invalid label key"),
+    (
+        AKS,
+        [("gpuPools.0.labels", {"example.com/" + "n" * 64: "a"})],
+        "gpuPools[0].labels.example.com/" + "n" * 64,
+        "must be ≤ 63",
+    ),
+    (
+        AKS,
+        [("gpuPools.0.labels", {"Example.COM/team": "a"})],
+        "gpuPools[0].labels.Example.COM/team",
+        "not a DNS subdomain",
+    ),
+    (AKS, [("gpuPools.0.labels", {"/team": "a"})], "gpuPools[0].labels./team", "prefix before '/' is empty"),
+    (AKS, [("gpuPools.0.labels", {"team": "-ml-"})], "gpuPools[0].labels.team", "label value '-ml-'"),
+    (AKS, [("gpuPools.0.labels", {"team": "v" * 64})], "gpuPools[0].labels.team", "must be ≤ 63"),
+    (
+        AKS,
+        [("gpuPools.0.labels", {"kubernetes.io/role": "gpu"})],
+        "gpuPools[0].labels.kubernetes.io/role",
+        "kubelet refuses",
+    ),
+    (
+        DEV,
+        [("gpuPools.0.labels", {"mlplatform.io/gpu-pool": "x"})],
+        "gpuPools[0].labels.mlplatform.io/gpu-pool",
+        "the platform sets",
+    ),
+    (
+        AKS,
+        [("gpuPools.0.labels", {"kubernetes.azure.com/mode": "x"})],
+        "gpuPools[0].labels.kubernetes.azure.com/mode",
+        "AKS owns",
+    ),
+    (
+        EKS,
+        [("gpuPools.0.labels", {"eks.amazonaws.com/capacityType": "SPOT"})],
+        "gpuPools[0].labels.eks.amazonaws.com/capacityType",
+        "EKS owns",
+    ),
+    (EKS, [("gpuPools.0.labels", {"team": ""})], "gpuPools[0].labels.team", "empty value"),
+    (
+        EKS,
+        [("gpuPools.0.labels", {"t" * 40 + ".example.com/" + "n" * 20: "x"})],
+        "gpuPools[0].labels." + "t" * 40 + ".example.com/" + "n" * 20,
+        "≤ 63 characters",
+    ),
+    (AKS, [("tags", {"cost/center": "x"})], "tags.cost/center", "cannot contain /"),
+    (AKS, [("tags", {"t" * 513: "x"})], "tags." + "t" * 513, "≤ 512"),
+    (AKS, [("tags", {"team": "v" * 257})], "tags.team", "≤ 256"),
+    (AKS, [("tags", {" ": "x"})], "tags. ", "cannot be empty"),
+    (EKS, [("tags", {"aws:owner": "x"})], "tags.aws:owner", "reserved for AWS"),
+    (EKS, [("tags", {"k" * 129: "x"})], "tags." + "k" * 129, "≤ 128"),
+    (EKS, [("tags", {"team": "ml&data"})], "tags.team", "may hold only"),
+    (DEV, [("local", {"storageClass": ""})], "local.storageClass", "storage class name is empty"),
+    (DEV, [("local", {"storageClass": "Fast SSD"})], "local.storageClass", "not a Kubernetes object name"),
+    (
+        DEV,
+        [("vectordb", {"qdrant": {"snapshotSchedule": "0 25 * * *"}})],
+        "vectordb.qdrant.snapshotSchedule",
+        "not a cron schedule",
+    ),
+    (
+        DEV,
+        [("vectordb", {"milvus": {"backupSchedule": "daily"}})],
+        "vectordb.milvus.backupSchedule",
+        "not a cron schedule",
+    ),
+]
+"""Values the clouds (or Kubernetes) refuse; every message says what is wrong."""
 
 SHARING_INVALID = [
     pytest.param(
@@ -279,7 +424,13 @@ SHARING_INVALID = [
 ]
 
 
-@pytest.mark.parametrize(("raw", "path", "fragment"), INVALID + SHARING_INVALID)
+VALUE_CASES = [
+    pytest.param(with_changes(base, *edits), path, fragment, id=f"value-{i}-{path}"[:60])
+    for i, (base, edits, path, fragment) in enumerate(VALUES_INVALID)
+]
+
+
+@pytest.mark.parametrize(("raw", "path", "fragment"), INVALID + SHARING_INVALID + VALUE_CASES)
 def test_invalid_config_is_rejected_with_key_and_fix(raw: dict[str, Any], path: str, fragment: str) -> None:
     found = issues_of(raw)
     matching = [issue for issue in found if issue[0] == path and fragment in issue[1]]
@@ -396,3 +547,61 @@ def test_every_key_has_a_description() -> None:
 
     missing = [row["key"] for row in describe_keys(PlatformConfig) if not row["description"]]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    "edits",
+    [
+        [("aks.systemPool", {"vmSize": size})]
+        for size in (
+            "Standard_DS2_v2",
+            "Standard_B2s",
+            "Standard_E96-48ads_v5",
+            "Standard_D8pds_v6",
+            "Standard_F4s",
+        )
+    ]
+    + [[("aks.platformPool", {"vmSize": "Standard_DC4as_cc_v5"})], [("aks.location", "swedencentral")]]
+    + [[("gpuPools.0.labels", {"node.kubernetes.io/team": "ml", "example.com/team": "ml_2.a", "plain": ""})]]
+    + [[("tags", {"Cost Center": "ml+data@example.com", "owner": ""})]],
+    ids=lambda edits: str(edits[0][1])[:40],
+)
+def test_real_aks_values_are_accepted(edits: list[tuple[str, Any]]) -> None:
+    assert parse_config(with_changes(AKS, *edits)).target == "aks"
+
+
+@pytest.mark.parametrize(
+    "types",
+    [["m7i-flex.2xlarge", "c6in.xlarge"], ["r7iz.large", "t3a.medium"], ["m5.metal"], ["m6i.large"]],
+    ids=lambda types: types[0],
+)
+def test_real_eks_system_types_are_accepted(types: list[str]) -> None:
+    raw = with_changes(EKS, ("eks.systemNodeGroup", {"instanceTypes": types}), ("eks.region", "eu-central-2"))
+    assert parse_config(raw).eks.system_node_group.instance_types == types
+
+
+def test_price_table_regions_are_in_the_region_catalog() -> None:
+    from components.clusters.regions import is_known_region
+    from components.gpu.prices import load_prices
+
+    table = load_prices()
+    for cloud, regions in table.prices.items():
+        assert regions, cloud
+        for region in regions:
+            assert is_known_region(cloud, region), (
+                f"{cloud}/{region} is missing from components/clusters/regions.py"
+            )
+
+
+def test_a_duplicate_key_deep_in_a_stack_file_is_refused_with_its_line(tmp_path: Path) -> None:
+    from stacks.files import InputFileError
+
+    (tmp_path / "Pulumi.yaml").write_text("name: mlplatform\nruntime: python\n")
+    (tmp_path / "Pulumi.dup.yaml").write_text(
+        "config:\n  mlplatform:target: aks\n  mlplatform:gpuPools:\n"
+        "    - name: t4\n      maxCount: 2\n      maxCount: 4000\n"
+    )
+    with pytest.raises(InputFileError) as caught:
+        load_stack_file("dup", tmp_path)
+    assert "duplicate key 'maxCount' at line 6 (first at line 5)" in str(caught.value)
+    assert "Pulumi.dup.yaml" in str(caught.value)
