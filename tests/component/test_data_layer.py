@@ -201,7 +201,13 @@ def test_qdrant_api_key_is_referenced_not_inlined(dev_run: ProgramRun) -> None:
 
 
 def test_snapshot_cronjob_schedule_and_secret_env(cloud_run: ProgramRun) -> None:
-    cron = clean(next(r for r in cloud_run.registrations if r.type == "kubernetes:batch/v1:CronJob").inputs)
+    cron = clean(
+        next(
+            r
+            for r in cloud_run.registrations
+            if r.type == "kubernetes:batch/v1:CronJob" and r.name == "qdrant-snapshots"
+        ).inputs
+    )
     assert cron["metadata"] == {**cron["metadata"], "name": "qdrant-snapshots", "namespace": "mlp-data"}
     spec = cron["spec"]
     assert spec["schedule"] == "30 1 * * *"
