@@ -197,3 +197,35 @@ def test_the_dataset_trigger_job_can_run_the_pipeline_on_the_landed_object(
     assert "Traceback" not in text, text[-3000:]
     # Past target and dataset-key resolution: it fails only at the KFP API (no cluster here).
     assert done.returncode != 0 and "could not submit to Kubeflow Pipelines" in text, text[-2000:]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_container_the_stack_runs_from_the_workload_image_has_its_command(
+    runs: dict[str, ProgramRun], stack: str
+) -> None:
+    """Whatever the program declares (now or later) with the workload image runs a command it has."""
+    import importlib.util
+
+    from click.testing import CliRunner
+
+    from components.versions import IMAGES
+    from tests.unit.test_workload_image import _containers, _mlp_command, _python_modules
+
+    argvs = [
+        [*c.get("command", []), *c.get("args", [])]
+        for reg in runs[stack].registrations
+        for c in _containers(clean(reg.inputs))
+        if c["image"] == IMAGES["workloads"].ref
+    ]
+    # At least the dataset trigger Job (mlp) and the Qdrant snapshot CronJob (python -m) use it.
+    assert any(_mlp_command(a) for a in argvs) and any(_python_modules(a) for a in argvs), argvs
+    for argv in argvs:
+        parsed = _mlp_command(argv)
+        if parsed is not None:
+            from mlp.cli import main
+
+            path, _, _ = parsed
+            assert CliRunner().invoke(main, [*path, "--help"]).exit_code == 0, argv
+        for module in _python_modules(argv):
+            assert importlib.util.find_spec(module) is not None, (argv, module)
+        assert parsed is not None or _python_modules(argv), f"unrecognised command {argv}"
