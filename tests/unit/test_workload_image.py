@@ -298,3 +298,21 @@ def test_commands_are_run_by_the_interpreter_on_the_image_path() -> None:
     # The image puts its virtualenv first on PATH: `python`, `python3` and `mlp` resolve there.
     env = " ".join(rest for word, rest in _stages()[-1] if word == "ENV")
     assert re.search(r"PATH=/opt/mlp/bin:", env), env
+
+
+# --- The release workflow ----------------------------------------------------------------------
+
+
+def test_the_release_workflow_pins_actions_and_publishes_the_pinned_image() -> None:
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "release.yaml").read_text())
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    uses = [step["uses"] for step in steps if "uses" in step]
+    assert uses, "the workflow uses no action"
+    for ref in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), f"{ref} is not pinned by full commit SHA"
+    scripts = " ".join(step.get("run", "") for step in steps)
+    # The tag and repository come from components/versions.py, not from the workflow.
+    assert 'IMAGES["workloads"]' in scripts
+    build = next(step for step in steps if step.get("uses", "").startswith("docker/build-push-action@"))
+    assert build["with"]["file"] == "Dockerfile" and build["with"]["push"] is True
+    assert workflow[True]["release"]["types"] == ["published"]  # YAML 1.1 reads `on` as True
