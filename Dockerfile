@@ -24,9 +24,9 @@ RUN /opt/mlp/bin/pip install -c constraints.txt . \
 
 FROM docker.io/library/python:3.12.7-slim-bookworm
 
-ARG UID=10001
-RUN groupadd --system --gid "${UID}" mlp \
-    && useradd --system --uid "${UID}" --gid mlp --home-dir /home/mlp --create-home --shell /usr/sbin/nologin mlp \
+ARG MLP_UID=10001
+RUN groupadd --system --gid "${MLP_UID}" mlp \
+    && useradd --system --uid "${MLP_UID}" --gid mlp --home-dir /home/mlp --create-home --shell /usr/sbin/nologin mlp \
     # KFP's launcher stages artifacts under /gcs, /minio and /s3 (a contract of its Python
     # executor); created here so a non-root step can write them (kubeflow/pipelines#5673).
     && mkdir -p /gcs /minio /s3 \
@@ -40,7 +40,7 @@ ENV PATH=/opt/mlp/bin:${PATH} \
     HOME=/home/mlp \
     MLP_HOME=/home/mlp/.mlp
 
-USER ${UID}:${UID}
+USER ${MLP_UID}:${MLP_UID}
 WORKDIR /home/mlp
 
 ENTRYPOINT ["mlp"]
