@@ -19,6 +19,16 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "bench_gpu",
         "Matmul TFLOP/s and memory bandwidth as % of the card's peak.",
     ),
+    "vectordb": (
+        "workloads.benchmarks.vectordb",
+        "bench_vectordb",
+        "Vector engines on real embeddings: recall/QPS curves, filters, RSS, disk, operations.",
+    ),
+    "inference": (
+        "mlp.commands.serve",
+        "bench_inference",
+        "Inference latency/throughput: KServe V1/V2, nginx, transformer, logging vs a bare FastAPI baseline.",
+    ),
 }
 """name -> (module, attribute, one-line help)."""
 

@@ -389,3 +389,74 @@ except ImportError:  # pragma: no cover - before the cluster module exists
 if _cluster is not None:
     for _command in getattr(_cluster, "COMMANDS", ()):
         serve.add_command(_command)
+
+
+@click.command("inference")
+@click.option("--target", default="local", show_default=True, help="Only `local` is measured here.")
+@click.option("--quick", is_flag=True, help="Short runs (1.5 s per point) for tests and the demo.")
+@click.option(
+    "--duration", type=click.FloatRange(0.5), default=5.0, show_default=True, help="Seconds per point."
+)
+@click.option(
+    "--rate", type=click.FloatRange(1), default=200.0, show_default=True, help="Open-loop request rate."
+)
+@click.option(
+    "--model", "model_ref", default="champion", show_default=True, help="Alias or version to serve."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("build/bench"),
+    show_default=True,
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report JSON.")
+def bench_inference(
+    target: str, quick: bool, duration: float, rate: float, model_ref: str, out_dir: Path, as_json: bool
+) -> None:
+    """Inference latency/throughput: KServe V1/V2, nginx, transformer, logging vs a bare FastAPI baseline.
+
+    Closed loop at concurrency 1, 8, 32 and an open-loop fixed-rate run (asyncio + aiohttp
+    client). Writes OUT/inference.json and OUT/inference.png with the target ratios and whether
+    each was met. Exit 0 when measured (whatever the ratios), 1 when a server failed.
+    """
+    from workloads import registry
+    from workloads.benchmarks import inference
+    from workloads.pipelines.data import breast_cancer_schema
+    from workloads.serving.local.stack import ServingError, resolve_variants
+
+    if target != "local":
+        raise BadInput(f"--target {target}: only the local target is benchmarked by this command")
+    work = out_dir / "inference-work"
+    try:
+        spec = resolve_variants(
+            _tracking_uri(), registry.DEFAULT_MODEL_NAME, {"m": model_ref}, work / "models"
+        )["m"]
+    except ServingError as error:
+        raise NotFound(str(error)) from None
+    err = click.get_text_stream("stderr")
+    try:
+        report = inference.run_benchmark(
+            model=registry.DEFAULT_MODEL_NAME,
+            model_path=spec.model_dir,
+            version=spec.version,
+            feature_names=breast_cancer_schema().feature_names,
+            work_dir=work,
+            duration_s=1.5 if quick else duration,
+            open_rate=rate,
+            progress=lambda text: err.write(f"  {text}\n"),
+        )
+    except ServingError as error:
+        raise Failed(str(error)) from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "inference.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    inference.plot(report, out_dir / "inference.png")
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for key, value in report["ratios"].items():
+        met = report["targets_met"].get(key)
+        mark = "" if met is None else ("  [met]" if met else "  [NOT met]")
+        click.echo(f"{key:>24}: {value}{mark}")
+    click.echo(f"report: {path}")

@@ -295,28 +295,34 @@ def _serve_kserve(config: ServerConfig, model: Any, request_logger: RequestLogge
 
 
 def _serve_bare(config: ServerConfig, classifier: Classifier) -> None:
+    import orjson
     import uvicorn
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, ORJSONResponse
+    from fastapi import FastAPI, Request, Response
 
-    app = FastAPI(default_response_class=ORJSONResponse)
+    app = FastAPI()
 
-    @app.post("/v1/models/{model_name}:predict")
-    async def predict(model_name: str, request: Request) -> Any:
+    def reply(content: Any, status: int = 200) -> Response:
+        return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+
+    async def predict(model_name: str, request: Request) -> Response:
         if model_name != config.name:
-            return JSONResponse({"error": f"model {model_name!r} not found"}, status_code=404)
+            return reply({"error": f"model {model_name!r} not found"}, 404)
         try:
-            payload = json.loads(await request.body())
+            payload = orjson.loads(await request.body())
             matrix = validation.v1_matrix(payload, classifier.n_features)
         except (ValueError, validation.RequestError) as error:
-            return JSONResponse({"error": str(error)}, status_code=400)
+            return reply({"error": str(error)}, 400)
         labels, proba = classifier.infer(matrix)
-        return {"predictions": labels.tolist(), "probabilities": [round(p, 6) for p in proba.tolist()]}
+        return reply({"predictions": labels.tolist(), "probabilities": [round(p, 6) for p in proba.tolist()]})
 
-    @app.get("/v1/models/{model_name}")
-    async def ready(model_name: str) -> Any:
-        return {"name": model_name, "ready": True}
+    async def ready(model_name: str) -> Response:
+        return reply({"name": model_name, "ready": True})
 
+    # Real classes, not the postponed (string) annotations of this module, so FastAPI sees a Request.
+    predict.__annotations__ = {"model_name": str, "request": Request, "return": Response}
+    ready.__annotations__ = {"model_name": str, "return": Response}
+    app.add_api_route("/v1/models/{model_name}:predict", predict, methods=["POST"])
+    app.add_api_route("/v1/models/{model_name}", ready, methods=["GET"])
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False)
 
 

@@ -58,6 +58,15 @@ def require_binary(name: str) -> str:
     return path
 
 
+def worker_user() -> str | None:
+    """The user nginx workers run as: ourselves when we are root (else nginx picks ``nobody``)."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
 def _get(url: str, timeout: float = 1.0) -> int:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback URLs we built
@@ -268,6 +277,7 @@ class LocalServing:
             directory=self.nginx_dir,
             listen_port=self.ports["router"],
             upstreams=upstreams,
+            run_as=worker_user(),
             canary_percent=self.canary_percent if "canary" in upstreams else 0.0,
             mirror=self.mirror and "shadow" in upstreams,
         )
