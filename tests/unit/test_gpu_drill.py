@@ -91,6 +91,7 @@ def test_a_stack_without_a_handler_says_so_and_lists_its_uncovered_pools() -> No
     assert drill.handler == "none"
     assert drill.pools == [{"pool": "t4", "covered": False}]
     assert "no interruption handler" in to_markdown(drill)
+    assert "no spot GPU pools" in build_drill("y", [], {"gpuPools": [{"name": "od", "spot": False}]}).summary
 
 
 @pytest.mark.slow

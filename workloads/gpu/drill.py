@@ -304,7 +304,11 @@ def build_drill(stack: str, registrations: Sequence[Mapping[str, Any]], exports:
     return Drill(
         stack=stack,
         handler="none",
-        summary="no interruption handler is declared: a reclaimed node's pods are killed with it",
+        summary=(
+            "no interruption handler is declared: a reclaimed node's pods are killed with it"
+            if spot_pools
+            else "no spot GPU pools and no interruption handler: nothing here is reclaimed"
+        ),
         pools=[{"pool": p, "covered": False} for p in spot_pools],
         pods=_pod_outcomes("their own"),
         gaps=["no handler"] if spot_pools else [],
