@@ -24,6 +24,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from components.clusters.aks_interruption_spec import drain_command
 from components.events import DatasetEventsArgs, trigger_job
 from components.vectordb.snapshot import job_command
 from components.versions import IMAGES
@@ -213,6 +214,7 @@ def commands(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[list[st
             if c["image"] == WORKLOAD_IMAGE
         ]
     found["vectordb-snapshot"] = [job_command()]
+    found["aks-spot-drain"] = [drain_command()]
     return found
 
 
