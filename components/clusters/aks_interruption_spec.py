@@ -19,7 +19,7 @@ DRAIN_NAME: Final = "mlp-spot-drain"
 DRAIN_NAMESPACE: Final = "kube-system"
 DRAIN_MODULE: Final = "workloads.gpu.spot_drain"
 WORKLOAD_IMAGE_UID: Final = 10001
-"""The workload image's non-root user (Dockerfile ``ARG UID``)."""
+"""The workload image's non-root user (Dockerfile ``ARG MLP_UID``)."""
 POLL_INTERVAL_SECONDS: Final = 2
 """Preempt notices come at least 30 s ahead; a 2 s poll leaves the drain ~28 s of them."""
 

@@ -65,6 +65,19 @@ def test_rbac_allows_cordon_list_and_evict_only() -> None:
     assert binding["roleRef"]["name"] == DRAIN_NAME
 
 
+def test_runs_as_the_workload_image_user() -> None:
+    import re
+    from pathlib import Path
+
+    from components.clusters.aks_interruption_spec import WORKLOAD_IMAGE_UID
+
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    (uid,) = re.findall(r"^ARG MLP_UID=(\d+)$", dockerfile, flags=re.M)
+    assert int(uid) == WORKLOAD_IMAGE_UID
+    pod = daemonset(spot_pools(POOLS), "img")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == WORKLOAD_IMAGE_UID
+
+
 def test_command_runs_the_shipped_module() -> None:
     command = drain_command()
     assert command[:2] == ["python", "-m"]
