@@ -72,9 +72,11 @@ class LazyGroup(click.Group):
         module_name, attr, short_help = COMMANDS[cmd_name]
         if ctx.resilient_parsing or _listing_help(ctx):
             return click.Command(cmd_name, short_help=short_help, help=short_help)
+        from mlp.common import guard_outputs
+
         module = importlib.import_module(module_name)
         command: click.Command = getattr(module, attr)
-        return command
+        return guard_outputs(command)
 
 
 def _listing_help(ctx: click.Context) -> bool:
@@ -89,8 +91,9 @@ class _Main(LazyGroup):
     def invoke(self, ctx: click.Context) -> Any:
         """Run the subcommand; no exception escapes as a traceback (unless ``MLP_DEBUG=1``).
 
-        Bad input files and invalid stack configuration exit 2 with their message; anything
-        unexpected exits 1 with a one-line message and a hint to rerun with ``MLP_DEBUG=1``.
+        Bad input files and invalid stack configuration exit 2 with their message; a service out of
+        reach, a damaged local database or a file that cannot be used exit 1 saying what to check;
+        anything else exits 1 with a one-line message and a hint to rerun with ``MLP_DEBUG=1``.
         """
         try:
             return super().invoke(ctx)
@@ -128,7 +131,63 @@ def _as_click_error(error: Exception) -> click.ClickException:
         return BadInput(str(error))
     if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
         raise error
+    known = _known_failure(error)
+    if known:
+        return Failed(known)
     first = (str(error).strip().splitlines() or [""])[0]
     return Failed(
         f"unexpected {type(error).__name__}: {first[:300]} (rerun with {DEBUG_ENV}=1 for the traceback)"
     )
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and the exceptions it wraps (``__cause__``/``__context__``, SQLAlchemy's ``orig``)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen and len(seen) < 20:
+        seen.append(current)
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+    return seen
+
+
+def _known_failure(error: Exception) -> str:
+    """A plain message for a failure the user can act on (empty when ``error`` is none of these).
+
+    Recognised: a service out of reach, a damaged local SQLite database, a file that cannot be used.
+    """
+    import sqlite3
+
+    for item in _chain(error):
+        name = type(item).__name__
+        if type(item) is sqlite3.DatabaseError:  # "malformed", "file is not a database"
+            from workloads.target import default_home
+
+            return (
+                f"a local SQLite database is damaged ({item}); the local state is in {default_home()}: "
+                "move the damaged file (usually mlflow.db) aside, or start from empty local state "
+                "with `mlp demo --reset`"
+            )
+        if isinstance(item, ConnectionError | TimeoutError) or name in _CONNECTION_ERRORS:
+            return (
+                f"cannot reach a service: {str(item).strip() or name}; check that it runs and that the "
+                "endpoint (stack outputs, --outputs-file or the --*-endpoint option) is right"
+            )
+    if isinstance(error, OSError) and error.filename:
+        return f"cannot use {error.filename}: {error.strerror or error}"
+    return ""
+
+
+_CONNECTION_ERRORS = frozenset(
+    {
+        "EndpointConnectionError",  # botocore
+        "ConnectTimeoutError",  # botocore, urllib3
+        "ConnectionError",  # requests
+        "ConnectError",  # httpx
+        "ConnectTimeout",  # httpx, requests
+        "NewConnectionError",  # urllib3
+        "MaxRetryError",  # urllib3
+        "ResponseHandlingException",  # qdrant-client (wraps the httpx error)
+    }
+)
+"""Exception class names of the HTTP/S3/vector-database clients that mean "could not connect"."""

@@ -19,8 +19,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 from collections.abc import Callable
 from enum import IntEnum
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
@@ -140,3 +142,82 @@ class NonBlank(click.ParamType[str, Any]):
 
 
 NON_BLANK = NonBlank()
+
+
+# ---------------------------------------------------------------------------------------------
+# Output paths
+
+OUTPUT_OPTIONS = frozenset({"--out", "--out-dir", "--output", "-o", "--dest"})
+"""Option names under which a command writes files; their paths are checked before it runs."""
+
+
+def output_path_problem(path: Path, *, directory: bool | None) -> str:
+    """Why ``path`` cannot be written to (empty when it can).
+
+    Args:
+        path: A file or directory the command will write, which may not exist yet.
+        directory: True when ``path`` must be a directory, False when a file, None when either.
+    """
+    try:
+        if path.exists():
+            if directory is True and not path.is_dir():
+                return f"{path} exists and is not a directory"
+            if directory is False and path.is_dir():
+                return f"{path} is a directory; name a file"
+            if not os.access(path, os.W_OK):
+                return f"{path} is not writable (permission denied)"
+            return ""
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            return f"{parent} is a file, so {path} cannot be created under it"
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return f"cannot create {path}: {parent} is not writable (permission denied)"
+    except OSError as error:
+        return f"cannot use {path}: {error.strerror or error}"
+    return ""
+
+
+def _check_output(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if isinstance(value, str | os.PathLike) and str(value) != "-":
+        kind = param.type if isinstance(param.type, click.Path) else None
+        directory = None if kind is None or kind.file_okay == kind.dir_okay else kind.dir_okay
+        problem = output_path_problem(Path(value), directory=directory)
+        if problem:
+            raise click.BadParameter(f"{problem}; choose a writable path", ctx=ctx, param=param)
+    return value
+
+
+def guard_outputs(command: click.Command) -> click.Command:
+    """Make ``command`` (and, for a group, every subcommand it loads) refuse an unwritable output path.
+
+    Every option named in :data:`OUTPUT_OPTIONS` gets its path checked while the command line is
+    parsed, before the command does any work: a path that cannot be written ends the command with
+    a usage error (exit 2) naming the option and the reason. Idempotent.
+    """
+    if getattr(command, "_mlp_outputs_guarded", False):
+        return command
+    command._mlp_outputs_guarded = True  # type: ignore[attr-defined]
+    for param in command.params:
+        if isinstance(param, click.Option) and OUTPUT_OPTIONS.intersection(param.opts):
+            _chain_callback(param)
+    if isinstance(command, click.Group):
+        load = command.get_command
+
+        def get_command(ctx: click.Context, name: str) -> click.Command | None:
+            sub = load(ctx, name)
+            return guard_outputs(sub) if sub is not None else None
+
+        command.get_command = get_command  # type: ignore[method-assign]
+    return command
+
+
+def _chain_callback(param: click.Parameter) -> None:
+    original = param.callback
+
+    def callback(ctx: click.Context, p: click.Parameter, value: Any) -> Any:
+        value = _check_output(ctx, p, value)
+        return original(ctx, p, value) if original is not None else value
+
+    param.callback = callback

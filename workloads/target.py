@@ -239,16 +239,31 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+class OutputsFileError(TargetError):
+    """The outputs file given is unusable (missing, unreadable, not a JSON object, invalid outputs): bad input."""
+
+
 def read_outputs_file(path: str | Path) -> StackOutputs:
-    """Read outputs saved with ``pulumi stack output --json --show-secrets > file``."""
+    """Read outputs saved with ``pulumi stack output --json --show-secrets > file``.
+
+    Read with :mod:`stacks.files` (UTF-8, or UTF-16 as Windows PowerShell writes it).
+
+    Raises:
+        OutputsFileError: Naming the file and what is wrong with it.
+    """
+    from stacks.files import InputFileError, load_json
+
     path = Path(path)
     try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise TargetError(f"outputs file {path} does not exist") from None
-    except json.JSONDecodeError as error:
-        raise TargetError(f"outputs file {path} is not valid JSON: {error}") from None
-    return parse_outputs(raw, source=f"outputs file {path}")
+        raw = load_json(path, what="outputs file")
+        return parse_outputs(raw, source=f"outputs file {path}")
+    except InputFileError as error:
+        problem = error.problem.removeprefix("outputs file ")
+        raise OutputsFileError(
+            f"outputs file {path} {problem}" + (f"; {error.fix}" if error.fix else "")
+        ) from None
+    except TargetError as error:
+        raise OutputsFileError(str(error)) from None
 
 
 Runner = Callable[..., subprocess.CompletedProcess[str]]
@@ -468,8 +483,13 @@ def target_options(command: F) -> F:
 
 
 def resolve_target(target: str = LOCAL, outputs_file: str | Path | None = None) -> Target:
-    """:func:`load_target` for CLI commands: a :class:`TargetError` becomes a clean CLI error (exit 1)."""
+    """:func:`load_target` for CLI commands: a :class:`TargetError` becomes a clean CLI error.
+
+    Exit 2 (bad input) for an unusable outputs file, else 1 (the stack's outputs could not be read).
+    """
     try:
         return load_target(target, outputs_file=outputs_file)
     except TargetError as error:
-        raise click.ClickException(str(error)) from None
+        failure = click.ClickException(str(error))
+        failure.exit_code = 2 if isinstance(error, OutputsFileError) else 1
+        raise failure from None

@@ -53,7 +53,8 @@ def _load(space_file: Path | None, trials: int | None) -> SearchSpace:
     except InputFileError as error:
         raise BadInput(str(error)) from None
     except (ValidationError, OSError, ValueError) as error:
-        raise BadInput(f"invalid search space: {error}") from None
+        where = space_file or "(the packaged default)"
+        raise BadInput(f"invalid search space {where}: {error}") from None
 
 
 @tune.command("run")

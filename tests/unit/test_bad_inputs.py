@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
 from mlp.cli import main
+from mlp.common import OUTPUT_OPTIONS
+from stacks import outputs as keys
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,14 +95,20 @@ def _bad_paths(project: Path) -> dict[str, Path]:
 
 
 def test_file_options_refuse_malformed_files(project: Path) -> None:
+    """Every malformed file is bad input: exit 2 with a message naming the file, no traceback."""
     runner = CliRunner()
     tried = 0
+    problems: dict[str, str] = {}
     for label, template in FILE_COMMANDS.items():
         for name, path in _bad_paths(project).items():
             args = [a.replace("{f}", str(path)) for a in template]
-            _no_crash(runner.invoke(main, args), f"{label} <- {name}")
+            result = runner.invoke(main, args)
+            verdict = _verdict(result, 2) or ("" if path.name in result.output else "file not named")
+            if verdict:
+                problems[f"{label} <- {name}"] = verdict
             tried += 1
     assert tried >= len(FILE_COMMANDS) * len(BAD_CONTENTS)
+    _report(tried, problems)
 
 
 def test_malformed_stack_files_are_reported_not_crashed(project: Path) -> None:
@@ -170,3 +183,158 @@ def test_unwritable_out_and_bad_values(project: Path) -> None:
     ]
     for args in cases:
         _no_crash(runner.invoke(main, args), " ".join(args))
+
+
+# --- Runtime inputs: output paths, unreachable services, damaged local state ------------------
+
+
+def _walk(
+    command: click.Command, path: tuple[str, ...], parent: click.Context | None
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    if isinstance(command, click.Group):
+        ctx = click.Context(command, parent=parent, info_name=path[-1] if path else "mlp")
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is not None:
+                yield from _walk(sub, (*path, name), ctx)
+    else:
+        yield path, command
+
+
+def output_options() -> list[tuple[tuple[str, ...], str, bool | None]]:
+    """Every (command path, option, must-be-a-directory) under which an ``mlp`` command writes."""
+    found = []
+    for path, command in _walk(main, (), None):
+        for param in command.params:
+            names = OUTPUT_OPTIONS.intersection(getattr(param, "opts", ()))
+            if isinstance(param, click.Option) and names:
+                kind = param.type if isinstance(param.type, click.Path) else None
+                directory = None if kind is None or kind.file_okay == kind.dir_okay else kind.dir_okay
+                found.append((path, sorted(names, key=len)[-1], directory))
+    return found
+
+
+def _verdict(result: Result, expected: int) -> str:
+    """'' when the command failed cleanly with ``expected``; else what went wrong."""
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        return f"traceback ({type(result.exception).__name__})"
+    if "Traceback" in result.output:
+        return "traceback printed"
+    if result.exit_code == 0:
+        return "exit 0"
+    if result.exit_code != expected:
+        return f"exit {result.exit_code}, expected {expected}"
+    if not result.output.strip():
+        return "no message"
+    if "unexpected" in result.output:
+        return "an 'unexpected' error instead of a reason"
+    return ""
+
+
+def _report(tried: int, problems: dict[str, str]) -> None:
+    counts: dict[str, int] = {}
+    for verdict in problems.values():
+        counts[verdict.split(" (")[0].split(",")[0]] = counts.get(verdict.split(" (")[0].split(",")[0], 0) + 1
+    lines = "\n".join(f"  {case}: {verdict}" for case, verdict in sorted(problems.items()))
+    assert not problems, f"{len(problems)} of {tried} inputs mishandled {counts}:\n{lines}"
+
+
+def test_every_output_option_refuses_an_unwritable_path(project: Path) -> None:
+    options = output_options()
+    assert len(options) >= 16, options  # the walk found the writing commands
+    blocker = project / "a-file"
+    blocker.write_text("x")
+    existing_dir = project / "a-dir"
+    existing_dir.mkdir()
+    runner = CliRunner()
+    problems: dict[str, str] = {}
+    tried = 0
+    for path, option, directory in options:
+        bad = [blocker / "below" / "out"]
+        if directory is True:
+            bad.append(blocker)
+        elif directory is False:
+            bad.append(existing_dir)
+        if os.geteuid() != 0:  # root writes anywhere
+            locked = project / "locked"
+            locked.mkdir(mode=0o500, exist_ok=True)
+            bad.append(locked / "out")
+        for target in bad:
+            tried += 1
+            result = runner.invoke(main, [*path, option, str(target)])
+            case = f"mlp {' '.join(path)} {option} {target.relative_to(project)}"
+            verdict = _verdict(result, 2) or ("" if option in result.output else "option not named")
+            if verdict:
+                problems[case] = verdict
+    _report(tried, problems)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow  # ~3 s: imports boto3 and qdrant-client
+def test_unreachable_services_are_named(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore: one try, no backoff
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "user")  # for --s3-endpoint without stack outputs
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "password")
+    for name in ("MLP_TARGET", "MLP_OUTPUTS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    nowhere = f"http://127.0.0.1:{_closed_port()}"
+    outputs = project / "outputs.json"
+    outputs.write_text(
+        json.dumps(
+            {
+                keys.TARGET: "dev",
+                keys.S3_ENDPOINT: nowhere,
+                keys.S3_BUCKET: "pipelines",
+                keys.S3_ACCESS_KEY_ID: "user",
+                keys.S3_SECRET_ACCESS_KEY: "password",
+                keys.QDRANT_URL: nowhere,
+                keys.QDRANT_API_KEY: "key",
+            }
+        )
+    )
+    base = ["--outputs-file", str(outputs)]
+    cases = {
+        "vectordb snapshots list": ["vectordb", "snapshots", "list", *base],
+        "vectordb restore": ["vectordb", "restore", "--yes", *base],
+        "vectordb snapshots list --s3-endpoint": ["vectordb", "snapshots", "list", "--s3-endpoint", nowhere],
+        "rag search": ["rag", "search", "gpu pools", "--backend", "qdrant", "--embedder", "hash", *base],
+        "rag collections": ["rag", "collections", "--backend", "qdrant", *base],
+    }
+    runner = CliRunner()
+    problems = {}
+    for case, args in cases.items():
+        result = runner.invoke(main, args)
+        verdict = _verdict(result, 1) or (
+            "" if "reach" in result.output else "does not say what is unreachable"
+        )
+        if verdict:
+            problems[case] = f"{verdict} ({result.output.strip()[-200:]})"
+    _report(len(cases), problems)
+
+
+@pytest.mark.slow  # ~6 s: imports MLflow
+def test_a_truncated_mlflow_database_is_reported(project: Path) -> None:
+    state = project / "state"
+    state.mkdir()
+    whole = project / "whole.db"
+    with sqlite3.connect(whole) as db:
+        db.execute("CREATE TABLE runs (id TEXT, payload TEXT)")
+        db.executemany("INSERT INTO runs VALUES (?, ?)", [(str(i), "x" * 400) for i in range(300)])
+    (state / "mlflow.db").write_bytes(whole.read_bytes()[:3000])  # cut mid-file, as by a full disk
+    cases = {
+        "lineage": ["lineage", "breast-cancer-classifier@champion"],
+        "demo": ["demo", "--trials", "1", "--out", str(project / "demo")],
+    }
+    runner = CliRunner()
+    problems = {}
+    for case, args in cases.items():
+        result = runner.invoke(main, args)
+        verdict = _verdict(result, 1) or ("" if "mlflow.db" in result.output else "does not name mlflow.db")
+        if verdict:
+            problems[case] = f"{verdict} ({result.output.strip()[-200:]})"
+    _report(len(cases), problems)

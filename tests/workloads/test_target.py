@@ -220,10 +220,10 @@ def test_cli_reports_bad_outputs_with_the_key(tmp_path: Path) -> None:
     bad = tmp_path / "outputs.json"
     bad.write_text(json.dumps({keys.TARGET: "aks", keys.GPU_TOLERATIONS: "nvidia.com/gpu"}))
     result = CliRunner().invoke(main, ["pipeline", "compile", "--outputs-file", str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # an unusable outputs file is bad input
     assert "gpuTolerations" in result.output
     result = CliRunner().invoke(
         main, ["lineage", "m@champion", "--outputs-file", str(tmp_path / "missing.json")]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "does not exist" in result.output
