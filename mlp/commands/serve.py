@@ -395,6 +395,13 @@ if _cluster is not None:
 @click.option("--target", default="local", show_default=True, help="Only `local` is measured here.")
 @click.option("--quick", is_flag=True, help="Short runs (1.5 s per point) for tests and the demo.")
 @click.option(
+    "--rounds",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="Interleaved rounds per point (median).",
+)
+@click.option(
     "--duration", type=click.FloatRange(0.5), default=5.0, show_default=True, help="Seconds per point."
 )
 @click.option(
@@ -412,7 +419,14 @@ if _cluster is not None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report JSON.")
 def bench_inference(
-    target: str, quick: bool, duration: float, rate: float, model_ref: str, out_dir: Path, as_json: bool
+    target: str,
+    quick: bool,
+    rounds: int,
+    duration: float,
+    rate: float,
+    model_ref: str,
+    out_dir: Path,
+    as_json: bool,
 ) -> None:
     """Inference latency/throughput: KServe V1/V2, nginx, transformer, logging vs a bare FastAPI baseline.
 
@@ -444,6 +458,7 @@ def bench_inference(
             work_dir=work,
             duration_s=1.5 if quick else duration,
             open_rate=rate,
+            rounds=rounds,
             progress=lambda text: err.write(f"  {text}\n"),
         )
     except ServingError as error:

@@ -24,6 +24,7 @@ def test_every_case_answers_without_errors_and_the_report_has_the_ratios(tmp_pat
         concurrencies=(1, 8),
         duration_s=0.4,
         open_rate=50.0,
+        rounds=1,
     )
     assert set(report["results"]) == {
         "bare_v1",

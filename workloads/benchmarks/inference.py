@@ -166,6 +166,20 @@ def _stats(latencies: list[float], errors: int, elapsed: float) -> dict[str, Any
     }
 
 
+def _median_point(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median of each figure over the rounds; requests and errors summed."""
+    merged: dict[str, Any] = {
+        k: round(float(np.median([p[k] for p in points])), 3)
+        for k in ("throughput_rps", "p50_ms", "p95_ms", "p99_ms")
+    }
+    merged["requests"] = sum(p["requests"] for p in points)
+    merged["errors"] = sum(p["errors"] for p in points)
+    merged["seconds"] = round(sum(p["seconds"] for p in points), 3)
+    merged["rounds"] = len(points)
+    merged["throughput_rps_per_round"] = [p["throughput_rps"] for p in points]
+    return merged
+
+
 def _start_servers(
     work_dir: Path,
     model: str,
@@ -233,6 +247,7 @@ def run_benchmark(
     concurrencies: tuple[int, ...] = (1, 8, 32),
     duration_s: float = 5.0,
     open_rate: float = 200.0,
+    rounds: int = 3,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Start the servers, run every case at every concurrency plus the open-loop run, stop them.
@@ -240,6 +255,7 @@ def run_benchmark(
     Returns:
         The report: per-case results, the target ratios and whether each was met.
     """
+    work_dir = work_dir.resolve()  # nginx resolves -c against its -p prefix
     work_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     group, urls = _start_servers(
@@ -257,13 +273,23 @@ def run_benchmark(
         Case("transformer_v1", urls["transformer"] + v1, bodies["named"]),
     ]
     results: dict[str, dict[str, Any]] = {}
+    segments: dict[tuple[str, int], list[dict[str, Any]]] = {
+        (case.name, c): [] for case in cases for c in concurrencies
+    }
     try:
         for case in cases:
             asyncio.run(_closed(case.url, case.body, 4, min(1.0, duration_s / 2)))  # warm-up, not recorded
-            results[case.name] = {}
+        # Rounds interleave the cases, so a burst of background load hits all of them alike; each
+        # point is the median over the rounds.
+        for r in range(rounds):
             for c in concurrencies:
-                progress(f"{case.name} c={c}")
-                results[case.name][f"c{c}"] = asyncio.run(_closed(case.url, case.body, c, duration_s))
+                for case in cases:
+                    progress(f"round {r + 1}/{rounds} c={c} {case.name}")
+                    segments[(case.name, c)].append(
+                        asyncio.run(_closed(case.url, case.body, c, duration_s / rounds))
+                    )
+        for case in cases:
+            results[case.name] = {f"c{c}": _median_point(segments[(case.name, c)]) for c in concurrencies}
         open_loop = {}
         for name in ("bare_v1", "kserve_v1"):
             case = next(c for c in cases if c.name == name)
@@ -298,6 +324,8 @@ def run_benchmark(
         "target": "local",
         "load_generator": "asyncio + aiohttp, closed loop and open loop (latency from intended send time)",
         "duration_s": duration_s,
+        "rounds": rounds,
+        "aggregation": "median over interleaved rounds of duration_s / rounds each",
         "concurrencies": list(concurrencies),
         "startup_s": round(startup_s, 2),
         "results": results,

@@ -256,7 +256,7 @@ def _serve_kserve(config: ServerConfig, model: Any, request_logger: RequestLogge
     )
 
     class LoopbackModelServer(ModelServer):  # type: ignore[misc]
-        """KServe's single-worker start path, with the REST server bound to the configured host."""
+        """KServe's single-worker start path, REST bound to the configured host, SIGTERM honoured."""
 
         def start(self, models: list[Any]) -> None:
             self._register_and_check_atleast_one_model_is_ready(models)
@@ -274,6 +274,13 @@ def _serve_kserve(config: ServerConfig, model: Any, request_logger: RequestLogge
             self.setup_event_loop()
             self.register_signal_handler()
             asyncio.run(self._serve())
+
+        def stop(self, sig: int) -> None:
+            # KServe's own stop() leaves a single-process REST server running (it only stops the
+            # multi-process and gRPC servers), so SIGTERM would never end this process.
+            super().stop(sig)
+            if self._rest_server is not None:
+                self._rest_server._server.should_exit = True
 
     from kserve.predictor_config import PredictorConfig
 

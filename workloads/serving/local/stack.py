@@ -369,6 +369,13 @@ class LocalServing:
         except BaseException:
             self.group.stop()
             raise
+        try:
+            return self._record(router, prom_url)
+        except BaseException:
+            self.group.stop()
+            raise
+
+    def _record(self, router: str, prom_url: str | None) -> Endpoints:
         procs = self.group.procs
         self.endpoints = Endpoints(
             model=self.model,
