@@ -26,8 +26,14 @@ from workloads.lifecycle import DEFAULT_OUT
     help="Where summary.json and the pipeline log go (the IR goes to build/pipeline/).",
 )
 @click.option("--reset", is_flag=True, help="Start from empty local state (MLflow DB, artifacts, KFP cache).")
+@click.option(
+    "--serving/--no-serving",
+    default=True,
+    show_default=True,
+    help="After registration: serve champion + challenger locally, canary, shadow, drift, short benchmark.",
+)
 @json_option
-def demo(trials: int, out: Path, reset: bool, as_json: bool) -> None:
+def demo(trials: int, out: Path, reset: bool, serving: bool, as_json: bool) -> None:
     """Run the ML lifecycle locally: tune -> pipeline -> register, then summarize.
 
     Uses the local target (state in ./.mlp or $MLP_HOME): an Optuna study logged to MLflow, the
@@ -45,7 +51,13 @@ def demo(trials: int, out: Path, reset: bool, as_json: bool) -> None:
         TimeElapsedColumn,
     )
 
-    from workloads.lifecycle import LifecycleError, act_totals, run_lifecycle
+    from workloads.lifecycle import DEFAULT_ACTS, LifecycleError, act_totals, run_lifecycle
+
+    acts = DEFAULT_ACTS
+    if serving:
+        from workloads.serving.local.act import SERVING_ACT
+
+        acts = (*DEFAULT_ACTS, SERVING_ACT)
 
     err = Console(file=sys.stderr)  # bound now: kfp.local output is redirected later
     bars = Progress(
@@ -59,14 +71,15 @@ def demo(trials: int, out: Path, reset: bool, as_json: bool) -> None:
     )
     with bars:
         tasks = {
-            name: bars.add_task(name, total=total, note="") for name, total in act_totals(trials).items()
+            name: bars.add_task(name, total=total, note="")
+            for name, total in act_totals(trials, acts).items()
         }
 
         def progress(act: str, advance: int, note: str) -> None:
             bars.update(tasks[act], advance=advance, note=note)
 
         try:
-            summary = run_lifecycle(trials, out=out, reset=reset, progress=progress)
+            summary = run_lifecycle(trials, out=out, reset=reset, progress=progress, acts=acts)
         except LifecycleError as error:
             raise Failed(str(error)) from None
     summary_path = out / "summary.json"

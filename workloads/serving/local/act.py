@@ -1,7 +1,7 @@
 """The demo's serving act: serve champion + challenger, canary, shadow, drift, short benchmark.
 
 Appended to the lifecycle's acts (``acts=(*DEFAULT_ACTS, SERVING_ACT)``) after registration. Each
-part writes its own report under ``build/serve/`` (``build/bench/`` for the benchmark) and a short
+part writes its own report under ``build/serve/`` (the short benchmark in ``build/serve/bench/``) and a short
 section under ``serving`` in ``summary.json``.
 """
 
@@ -18,7 +18,8 @@ import numpy as np
 from workloads.lifecycle import Act, LifecycleError, LifecycleState
 
 SERVE_DIR = Path("build") / "serve"
-BENCH_DIR = Path("build") / "bench"
+BENCH_DIR = SERVE_DIR / "bench"
+"""The demo's short benchmark (``mlp bench inference`` writes the full one to build/bench/)."""
 SHIFTED_FEATURES = ("mean texture", "worst smoothness")
 """Features the demo's drifted traffic slice scales by 1.6 (the drift report must flag exactly these)."""
 PARTS = 5
@@ -91,6 +92,10 @@ def run_serving_act(state: LifecycleState, serve_dir: Path = SERVE_DIR, bench_di
     from workloads.serving import analysis
     from workloads.serving.local.stack import ServingError, from_registry
 
+    if state.run is None or not state.run.outputs.model_version:
+        state.sections["serving"] = {"skipped": "no registered model version to serve"}
+        state.progress("serving", PARTS, "skipped")
+        return
     tracking_uri = state.target.mlflow_tracking_uri
     model = registry.DEFAULT_MODEL_NAME
     section: dict[str, Any] = {}
