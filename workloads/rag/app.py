@@ -26,9 +26,10 @@ from workloads.rag.evaluation import (
     load_questions,
     plot,
 )
-from workloads.rag.generation import Answer, ChatGenerator, ExtractiveGenerator
+from workloads.rag.generation import Answer, ChatGenerator, ExtractiveGenerator, answer_sentences
 from workloads.rag.ingest import Ingestor, IngestReport, Progress
 from workloads.rag.retrieval import Passage, Retriever
+from workloads.rag.sentence_cache import CachedEmbedder
 from workloads.rag.settings import BACKENDS, Backend, RagSettings
 from workloads.rag.sources import DEFAULT_DOC_PATHS, DEFAULT_RESULTS_PATH, Document, discover
 from workloads.rag.stores import VectorStore, open_store
@@ -94,10 +95,12 @@ class RagApp:
         self.close()
 
     def close(self) -> None:
-        """Close every store this app opened."""
+        """Close every store this app opened (and the sentence cache)."""
         for store in self._stores.values():
             store.close()
         self._stores.clear()
+        if "sentence_embedder" in self.__dict__:
+            self.sentence_embedder.close()
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -132,8 +135,31 @@ class RagApp:
         prune: bool = True,
         progress: Progress | None = None,
     ) -> IngestReport:
-        """Incremental ingestion into the alias of every backend."""
-        return self.ingestor(backends, progress).ingest(documents, prune=prune)
+        """Incremental ingestion into the alias of every backend, then the sentence cache."""
+        report = self.ingestor(backends, progress).ingest(documents, prune=prune)
+        self.warm_sentences(backends[0])
+        return report
+
+    @cached_property
+    def sentence_embedder(self) -> CachedEmbedder:
+        """The embedder behind extractive answers, caching sentence vectors (see :mod:`.sentence_cache`)."""
+        return CachedEmbedder(self.embedder, self.settings.home / "sentences.sqlite")
+
+    def warm_sentences(self, backend: Backend) -> int:
+        """Embed (in bulk) every answer sentence of the indexed passages not cached yet.
+
+        Returns:
+            Sentences embedded now (0 when all were cached, or the index is empty).
+        """
+        store = self.store(backend)
+        if store.resolve(self.settings.alias) is None:
+            return 0
+        texts: list[str] = []
+        for record in store.scroll(self.settings.alias, fields=["text", "kind"]):
+            texts.extend(
+                answer_sentences(str(record.payload.get("text", "")), str(record.payload.get("kind", "")))
+            )
+        return self.sentence_embedder.warm(texts)
 
     def reindex(
         self,
@@ -143,8 +169,10 @@ class RagApp:
         keep_old: bool = False,
         progress: Progress | None = None,
     ) -> IngestReport:
-        """Full rebuild into new collections and an atomic alias switch."""
-        return self.ingestor(backends, progress).reindex(documents, keep_old=keep_old)
+        """Full rebuild into new collections and an atomic alias switch, then the sentence cache."""
+        report = self.ingestor(backends, progress).reindex(documents, keep_old=keep_old)
+        self.warm_sentences(backends[0])
+        return report
 
     # --- questions ---------------------------------------------------------------------------
 
@@ -170,7 +198,7 @@ class RagApp:
             return ChatGenerator(
                 self.settings.llm_url, self.settings.llm_model, api_key=self.settings.llm_api_key
             )
-        return ExtractiveGenerator(self.embedder)
+        return ExtractiveGenerator(self.sentence_embedder)
 
     def ask(
         self,

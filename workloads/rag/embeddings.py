@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import urllib.request
 from collections.abc import Sequence
 from functools import cached_property
@@ -158,12 +159,38 @@ class MiniLMEmbedder:
         """Count WordPiece tokens of ``text`` before truncation, without [CLS]/[SEP]."""
         return len(self._counter.encode(text, add_special_tokens=False).ids)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed texts in batches; see :class:`Embedder`."""
-        import torch
+    numpy_max_batch = 64
+    """Batches up to this size take the numpy path while torch is not loaded (see :meth:`embed`)."""
 
+    @cached_property
+    def _numpy(self) -> Any:
+        from workloads.rag.minilm_numpy import NumpyMiniLM
+
+        return NumpyMiniLM(self.model_path(), self.max_length)
+
+    def _use_numpy(self, count: int) -> bool:
+        return (
+            self._device in (None, "cpu")
+            and count <= self.numpy_max_batch
+            and "torch" not in sys.modules
+            and os.environ.get("MLP_RAG_EMBED_BACKEND", "auto") != "torch"
+        )
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts; see :class:`Embedder`.
+
+        Small batches (questions, the sentences an extractive answer ranks) run through
+        :class:`workloads.rag.minilm_numpy.NumpyMiniLM` (float32, no torch import: a cold
+        question costs ~1 s instead of ~9) as long as torch is not loaded; bulk embedding
+        (ingestion) runs batched in torch, bf16 where the CPU has it. Both give cosine ≥ 0.9999
+        to each other. ``MLP_RAG_EMBED_BACKEND=torch`` forces torch.
+        """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self._use_numpy(len(texts)):
+            return np.asarray(self._numpy.embed(texts), dtype=np.float32)
+        import torch
+
         model = self._model
         device = self.device
         use_bf16 = self.precision == "bf16"

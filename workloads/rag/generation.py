@@ -216,6 +216,11 @@ def _sentences(text: str, min_words: int = 4) -> list[str]:
     return [s for s in sentences if len(s.split()) >= min_words]
 
 
+def answer_sentences(text: str, kind: str) -> list[str]:
+    """The sentences of a passage an extractive answer chooses from (short facts kept in results)."""
+    return _sentences(text, min_words=2 if kind == "result" else 4)
+
+
 class ExtractiveGenerator:
     """Quotes the retrieved sentences most similar to the question.
 
@@ -231,11 +236,7 @@ class ExtractiveGenerator:
     def answer(self, question: str, passages: Sequence[Passage]) -> Answer:
         """Select, order and cite sentences."""
         # Experiment-result facts are short "metrics accuracy: 0.98" lines: keep them whole.
-        candidates = [
-            (p, i, s)
-            for p in passages
-            for i, s in enumerate(_sentences(p.text, min_words=2 if p.kind == "result" else 4))
-        ]
+        candidates = [(p, i, s) for p in passages for i, s in enumerate(answer_sentences(p.text, p.kind))]
         if not candidates:
             text = EXTRACTIVE_LABEL + "\n\nNo passage matched the question."
             return Answer(text, "extractive", [], list(passages))
