@@ -108,15 +108,8 @@ def check_values(
 ) -> list[ConfigIssue]:
     """Values of the parsed sections that the target cloud would refuse, each with its key and a fix.
 
-    Args:
-        cfg: A partial config holding the sections that parsed.
-        present: Top-level keys the stack file sets.
-        failed: Top-level keys whose section failed to parse (their values are skipped).
-        pools: GPU pools that parsed, by index in ``gpuPools``.
-
-    Returns:
-        The issues found.
-
+    Called by :func:`stacks.config.checks.cross_checks` with its arguments: the partial config, the
+    top-level keys present, those that failed to parse (skipped here) and the pools that parsed.
     """
     issues: list[ConfigIssue] = []
     target = cfg.target if "target" in present else None

@@ -445,20 +445,6 @@ def test_valid_baselines_parse() -> None:
         assert cfg.target == raw["target"]
 
 
-def test_mig_plus_time_slicing_is_rejected_naming_the_key() -> None:
-    raw = with_changes(
-        AKS,
-        ("gpuPools.0.vmSize", "Standard_NC24ads_A100_v4"),
-        (
-            "gpuPools.0.sharing",
-            {"mig": {"strategy": "mixed", "profile": "1g.10gb"}, "timeSlicing": {"replicas": 2}},
-        ),
-    )
-    with pytest.raises(ConfigError) as caught:
-        parse_config(raw)
-    assert any(i.path == "gpuPools[0].sharing.timeSlicing" for i in caught.value.issues)
-
-
 def test_mig_on_eks_needs_the_gpu_operator() -> None:
     raw = with_changes(
         EKS,

@@ -136,6 +136,7 @@ def test_unknown_region_or_machine_says_how_to_fix() -> None:
         table.price("eks", "us-west-2", "p5.48xlarge")
 
 
+@pytest.mark.slow
 def test_ec2_spot_prices_with_moto() -> None:
     with mock_aws():
         client = boto3.client("ec2", region_name="us-west-2")

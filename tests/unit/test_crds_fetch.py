@@ -36,6 +36,7 @@ def mirror(tmp_path: Path, crds: Path) -> Iterator[str]:
     server.shutdown()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_fetch_writes_every_pinned_file_and_validator_uses_them(
     mirror: str, tmp_path: Path, crds: Path

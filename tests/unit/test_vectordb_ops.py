@@ -148,6 +148,7 @@ def run_snapshot_job(
     return done.returncode, events
 
 
+@pytest.mark.slow
 def test_backup_then_restore_round_trip(s3_endpoint: str, s3: Any, tmp_path: Path) -> None:
     with FakeQdrant({"docs": points(5, "d"), "faq": points(3, "f")}) as source:
         code, events = run_snapshot_job(s3_endpoint, [source.url], tmp_path)
@@ -198,6 +199,7 @@ def test_backup_then_restore_round_trip(s3_endpoint: str, s3: Any, tmp_path: Pat
         assert recovered.restored_as == "faq-copy" and contents(target)["faq-copy"] == stored(points(3, "f"))
 
 
+@pytest.mark.slow
 def test_a_restore_that_loses_points_is_rolled_back(s3_endpoint: str, s3: Any, tmp_path: Path) -> None:
     with FakeQdrant({"docs": points(4, "d")}) as source:
         assert run_snapshot_job(s3_endpoint, [source.url], tmp_path)[0] == 0
@@ -223,6 +225,7 @@ def test_a_restore_that_loses_points_is_rolled_back(s3_endpoint: str, s3: Any, t
         assert retried.points == 4 and qdrant.aliases() == {"docs": retried.restored_as}
 
 
+@pytest.mark.slow
 def test_job_snapshots_every_peer_and_reports_failures(s3_endpoint: str, s3: Any, tmp_path: Path) -> None:
     with (
         FakeQdrant({"docs": points(4, "n0"), "bad": points(1, "x")}) as node0,
@@ -245,6 +248,7 @@ def test_job_snapshots_every_peer_and_reports_failures(s3_endpoint: str, s3: Any
     assert ops.find_run([run]) is run, "latest falls back to a partial run when no complete one exists"
 
 
+@pytest.mark.slow
 def test_retention_prunes_old_runs_but_keeps_newest_complete(
     s3_endpoint: str, s3: Any, tmp_path: Path
 ) -> None:
@@ -264,6 +268,7 @@ def test_retention_prunes_old_runs_but_keeps_newest_complete(
     assert ops.find_run(runs).run_id == old, "latest prefers the newest complete run"
 
 
+@pytest.mark.slow
 def test_corrupt_snapshot_and_wrong_api_key_are_refused(s3_endpoint: str, s3: Any, tmp_path: Path) -> None:
     with FakeQdrant({"docs": points(3, "d")}) as qdrant:
         assert run_snapshot_job(s3_endpoint, [qdrant.url], tmp_path)[0] == 0
@@ -305,6 +310,7 @@ def test_default_location_matches_the_stack() -> None:
 # The CLI against stack outputs
 
 
+@pytest.mark.slow
 def test_cli_lists_and_restores_from_stack_outputs(s3_endpoint: str, s3: Any, tmp_path: Path) -> None:
     from mlp.commands.vectordb import vectordb
 
@@ -356,6 +362,7 @@ def test_cli_lists_and_restores_from_stack_outputs(s3_endpoint: str, s3: Any, tm
         assert usage.exit_code == 2
 
 
+@pytest.mark.slow
 def test_cli_exits_3_when_there_are_no_runs(
     s3_endpoint: str, s3: Any, tmp_path: Path, monkeypatch: Any
 ) -> None:
