@@ -209,7 +209,7 @@ def guard_outputs(command: click.Command) -> click.Command:
             sub = load(ctx, name)
             return guard_outputs(sub) if sub is not None else None
 
-        command.get_command = get_command  # type: ignore[method-assign]
+        command.get_command = get_command  # type: ignore[method-assign,assignment]
     return command
 
 

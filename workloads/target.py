@@ -32,6 +32,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Secret,
     SecretStr,
     ValidationError,
     field_validator,
@@ -129,6 +130,7 @@ class StackOutputs(_Strict):
     gpu_tolerations: list[Toleration] = Field(default_factory=list, alias=keys.GPU_TOLERATIONS)
     kfp_endpoint: str | None = Field(default=None, alias=keys.KFP_ENDPOINT)
     mlflow_tracking_uri: str | None = Field(default=None, alias=keys.MLFLOW_TRACKING_URI)
+    mlflow_artifacts_uri: str | None = Field(default=None, alias=keys.MLFLOW_ARTIFACTS_URI)
     s3_endpoint: str | None = Field(default=None, alias=keys.S3_ENDPOINT)
     s3_bucket: str | None = Field(default=None, alias=keys.S3_BUCKET)
     s3_access_key_id: str | None = Field(default=None, alias=keys.S3_ACCESS_KEY_ID)
@@ -139,6 +141,13 @@ class StackOutputs(_Strict):
         default=None, alias=keys.KSERVE_DEPLOYMENT_MODE
     )
     kserve_url_template: str | None = Field(default=None, alias=keys.KSERVE_URL_TEMPLATE)
+    kserve_internal_url_template: str | None = Field(default=None, alias=keys.KSERVE_INTERNAL_URL_TEMPLATE)
+    kserve_service_account: str | None = Field(default=None, alias=keys.KSERVE_SERVICE_ACCOUNT)
+    kserve_autoscaler_class: str | None = Field(default=None, alias=keys.KSERVE_AUTOSCALER_CLASS)
+    kserve_scale_to_zero: bool | None = Field(default=None, alias=keys.KSERVE_SCALE_TO_ZERO)
+    s3_service_credentials: Secret[dict[str, Any]] | None = Field(
+        default=None, alias=keys.S3_SERVICE_CREDENTIALS
+    )
     prometheus_url: str | None = Field(default=None, alias=keys.PROMETHEUS_URL)
     grafana_url: str | None = Field(default=None, alias=keys.GRAFANA_URL)
     grafana_admin_password: SecretStr | None = Field(default=None, alias=keys.GRAFANA_ADMIN_PASSWORD)
@@ -490,6 +499,12 @@ def resolve_target(target: str = LOCAL, outputs_file: str | Path | None = None) 
     try:
         return load_target(target, outputs_file=outputs_file)
     except TargetError as error:
-        failure = click.ClickException(str(error))
-        failure.exit_code = 2 if isinstance(error, OutputsFileError) else 1
-        raise failure from None
+        if isinstance(error, OutputsFileError):
+            raise _BadOutputsFile(str(error)) from None
+        raise click.ClickException(str(error)) from None
+
+
+class _BadOutputsFile(click.ClickException):
+    """An unusable outputs file, as the CLI reports it: bad input, exit 2."""
+
+    exit_code = 2
