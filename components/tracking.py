@@ -345,6 +345,7 @@ class TrackingServer(pulumi.ComponentResource):
     Attributes:
         namespace: Namespace of the server.
         tracking_uri: In-cluster URL of the server (ClusterIP Service).
+        artifacts_uri: ``s3://bucket/prefix`` the server proxies artifacts to.
         admin_username: Basic-auth admin user (plain).
         admin_password: Basic-auth admin password (secret).
         admin_secret_name: Secret in ``namespace`` holding both.
@@ -459,10 +460,12 @@ class TrackingServer(pulumi.ComponentResource):
             )
         self.namespace: pulumi.Output[str] = namespace
         self.tracking_uri: str = tracking_uri(name, args.namespace)
+        self.artifacts_uri: str = f"s3://{args.artifacts.bucket}/{args.artifacts.prefix}"
         self.register_outputs(
             {
                 "namespace": self.namespace,
                 "tracking_uri": self.tracking_uri,
+                "artifacts_uri": self.artifacts_uri,
                 "admin_username": self.admin_username,
                 "admin_password": self.admin_password,
                 "admin_secret_name": self.admin_secret_name,

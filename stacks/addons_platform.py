@@ -90,6 +90,7 @@ def add_platform_layer(cfg: PlatformConfig, cluster: Cluster, values: dict[str, 
             opts=provider,
         )
         result[outputs.MLFLOW_TRACKING_URI] = mlflow.tracking_uri
+        result[outputs.MLFLOW_ARTIFACTS_URI] = mlflow.artifacts_uri
         result[outputs.MLFLOW_TRACKING_USERNAME] = mlflow.admin_username
         result[outputs.MLFLOW_TRACKING_PASSWORD] = mlflow.admin_password
     tracking = (

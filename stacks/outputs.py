@@ -70,6 +70,9 @@ MILVUS_TOKEN: Final = "milvusToken"
 """Milvus root token ``root:<password>`` (secret)."""
 
 # ML platform services (PLATFORM-B): KFP, Katib, MLflow server, Argo Events, per-service storage
+MLFLOW_ARTIFACTS_URI: Final = "mlflowArtifactsUri"
+"""``s3://bucket/prefix`` the MLflow server proxies artifacts to: what ``mlflow-artifacts:/`` maps to
+for a client that reads object storage directly (KServe's storage initializer)."""
 MLFLOW_TRACKING_USERNAME: Final = "mlflowTrackingUsername"
 """User of the MLflow server's basic auth (``MLFLOW_TRACKING_USERNAME``)."""
 MLFLOW_TRACKING_PASSWORD: Final = "mlflowTrackingPassword"

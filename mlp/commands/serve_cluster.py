@@ -101,7 +101,8 @@ def _render_options(func: F) -> F:
         click.option("--pool", help="GPU pool (default: the stack's first)."),
         click.option("--request-logging/--no-request-logging", default=True, show_default=True),
         click.option(
-            "--service-account", default="kserve-s3", show_default=True, help="ServiceAccount with S3 access."
+            "--service-account",
+            help="ServiceAccount with S3 access (default: the stack's kserveServiceAccount output).",
         ),
         click.option(
             "--s3-secret", default="mlp-serving-s3", show_default=True, help="Secret with AWS_* keys (sink)."
@@ -163,14 +164,19 @@ def _env(outputs: StackOutputs, mode: Mode, namespace: str, opts: dict[str, Any]
     from workloads.gpu.manifests import placement_from_outputs
     from workloads.serving.cluster.builders import ServingEnv
 
+    service_account = opts["service_account"] or outputs.kserve_service_account
+    if not service_account:
+        raise click.UsageError(
+            "the stack exports no kserveServiceAccount (is serving enabled?); pass --service-account NAME"
+        )
     gateway_ns, _, gateway_name = str(opts["gateway"]).partition("/")
     if not gateway_name:
         raise click.BadParameter("expected NAMESPACE/NAME", param_hint="--gateway")
     return ServingEnv(
         mode=mode,
         namespace=namespace,
-        service_account=opts["service_account"],
-        workload_image=IMAGES["workloads"].ref,
+        service_account=service_account,
+        workload_image=outputs.workload_image or IMAGES["workloads"].ref,
         prometheus_url=outputs.prometheus_url,
         s3_bucket=outputs.s3_bucket,
         s3_endpoint=outputs.s3_endpoint,
@@ -190,7 +196,13 @@ def _request(pattern: str, outputs: StackOutputs, opts: dict[str, Any]) -> Serve
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     tracking = opts["tracking_uri"] or outputs.mlflow_tracking_uri
     resolved = tuple(
-        models.resolve(m, tracking, model_format=opts["model_format"], memory_mi=opts["memory_mi"])
+        models.resolve(
+            m,
+            tracking,
+            model_format=opts["model_format"],
+            memory_mi=opts["memory_mi"],
+            artifacts_uri=outputs.mlflow_artifacts_uri,
+        )
         for m in opts["models"]
     )
     weights: tuple[int, ...] = ()

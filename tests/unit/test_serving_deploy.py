@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from click.testing import CliRunner
 
+from components.serving.kserve import S3_SERVICE_ACCOUNT
 from mlp.commands.serve_cluster import deploy_cmd, promote_cmd, rollback_cmd, status_cmd
 
 # (group, version, kind, plural, namespaced)
@@ -214,6 +215,7 @@ def outputs_file(tmp_path: Path, server: str, mode: str) -> Path:
                 "s3Bucket": "mlplatform",
                 "prometheusUrl": "http://prometheus.monitoring.svc:9090",
                 "kserveDeploymentMode": mode,
+                "kserveServiceAccount": S3_SERVICE_ACCOUNT,
             }
         )
     )

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from components.serving.kserve import S3_SERVICE_ACCOUNT
 from stacks.plan.validate import Validator
 from tests.conftest import crd_dir
 from workloads.gpu.manifests import GpuPlacement
@@ -330,6 +331,7 @@ OUTPUTS = {
     "s3Bucket": "mlplatform",
     "prometheusUrl": "http://prometheus.monitoring.svc:9090",
     "kserveDeploymentMode": "RawDeployment",
+    "kserveServiceAccount": S3_SERVICE_ACCOUNT,
     "kubeconfig": "[secret]",
 }
 
@@ -370,3 +372,17 @@ def test_dashboard_serving_row_uses_the_scraped_metrics() -> None:
     for metric in ("request_predict_seconds_bucket", "revision_app_request_count"):
         assert metric in exprs and metric in rules
     assert all(p["type"] != "text" for p in serving)
+
+
+def test_proxied_registry_uris_map_to_the_bucket_the_server_proxies_to() -> None:
+    from workloads.serving.cluster.models import RegistryError, storage_uri
+
+    mapped = storage_uri("mlflow-artifacts:/1/models/m-abc/artifacts", "s3://mlflow/artifacts")
+    assert mapped == "s3://mlflow/artifacts/1/models/m-abc/artifacts"
+    assert (
+        storage_uri("mlflow-artifacts://mlflow.mlflow:5000/1/r/artifacts/model", "s3://mlflow/artifacts/")
+        == "s3://mlflow/artifacts/1/r/artifacts/model"
+    )
+    assert storage_uri("s3://other/model", None) == "s3://other/model"
+    with pytest.raises(RegistryError, match="mlflowArtifactsUri"):
+        storage_uri("mlflow-artifacts:/1/x", None)

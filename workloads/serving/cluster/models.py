@@ -39,12 +39,41 @@ def parse_direct(arg: str, model_format: ModelFormat = "mlflow", memory_mi: int 
     return ModelSource(name=name, storage_uri=uri, model_format=model_format, memory_mi=memory_mi)
 
 
+PROXIED_SCHEME = "mlflow-artifacts:"
+
+
+def storage_uri(download_uri: str, artifacts_uri: str | None) -> str:
+    """The object-storage URI KServe's storage initializer can read for a registry download URI.
+
+    A server that proxies artifacts (``mlflow server --serve-artifacts``) hands out
+    ``mlflow-artifacts:/<path>`` (or ``mlflow-artifacts://host/<path>``) URIs, which only MLflow
+    clients understand; the same object lives at ``<artifacts_uri>/<path>`` in the bucket the server
+    proxies to (the stack's ``mlflowArtifactsUri`` output). Other URIs are returned unchanged.
+
+    Raises:
+        RegistryError: For a proxied URI when the stack does not say where its artifacts live.
+
+    """
+    if not download_uri.startswith(PROXIED_SCHEME):
+        return download_uri
+    path = download_uri[len(PROXIED_SCHEME) :]
+    if path.startswith("//"):
+        path = path[2:].split("/", 1)[1] if "/" in path[2:] else ""
+    if not artifacts_uri:
+        raise RegistryError(
+            f"{download_uri} is served through MLflow's artifact proxy; the stack exports no "
+            "mlflowArtifactsUri to map it to object storage (give NAME=s3://... instead)"
+        )
+    return f"{artifacts_uri.rstrip('/')}/{path.lstrip('/')}"
+
+
 def resolve(
     arg: str,
     tracking_uri: str | None,
     *,
     model_format: ModelFormat | None = None,
     memory_mi: int = 256,
+    artifacts_uri: str | None = None,
 ) -> ModelSource:
     """A model argument resolved to what KServe needs.
 
@@ -53,6 +82,8 @@ def resolve(
         tracking_uri: MLflow tracking/registry URI of the target (None: only ``NAME=URI`` works).
         model_format: Force a format; by default read from the version's ``MLmodel``.
         memory_mi: Memory the loaded model needs (multi-model sizing).
+        artifacts_uri: Where the registry's proxied artifacts live in object storage (the stack's
+            ``mlflowArtifactsUri``); see :func:`storage_uri`.
 
     Raises:
         RegistryError: When the reference is malformed or the version does not exist.
@@ -81,7 +112,7 @@ def resolve(
     fmt = model_format or format_from_mlmodel(_read_mlmodel(uri))
     return ModelSource(
         name=name,
-        storage_uri=str(uri),
+        storage_uri=storage_uri(str(uri), artifacts_uri),
         model_format=fmt,
         version=str(version.version),
         alias=alias,
