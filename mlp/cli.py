@@ -158,6 +158,10 @@ def _known_failure(error: Exception) -> str:
     """
     import sqlite3
 
+    from workloads.target import TargetError
+
+    if isinstance(error, TargetError):  # a stack, its outputs or the local state cannot be used
+        return str(error)
     for item in _chain(error):
         name = type(item).__name__
         if type(item) is sqlite3.DatabaseError:  # "malformed", "file is not a database"

@@ -192,3 +192,26 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 raise _DuplicateKey(f"duplicate key {key!r} at line {line} (first at line {first})")
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
+
+
+def sqlite_problem(path: str | Path) -> str:
+    """What is wrong with the SQLite database at ``path``; empty when it checks clean or is absent.
+
+    Opens it read-only and runs ``PRAGMA quick_check``: a file cut short (a full disk, a copy
+    interrupted) or one that is not a database is reported; a database that is merely busy is not.
+    """
+    import contextlib
+    import sqlite3
+
+    file = Path(path)
+    if not file.is_file() or file.stat().st_size == 0:  # SQLite makes an empty file a new database
+        return ""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            row = db.execute("PRAGMA quick_check(1)").fetchone()
+    except sqlite3.OperationalError:  # locked or unreadable now: not evidence of damage
+        return ""
+    except sqlite3.DatabaseError as error:
+        return str(error)
+    verdict = str(row[0]) if row else "no answer to an integrity check"
+    return "" if verdict == "ok" else verdict

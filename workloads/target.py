@@ -417,8 +417,21 @@ class Target:
         return env
 
     def prepare(self) -> Target:
-        """Create the local state directories and export the S3 environment; returns self."""
+        """Create the local state directories and export the S3 environment; returns self.
+
+        Raises:
+            TargetError: When the local MLflow database is damaged (cut short, not a database).
+        """
         if self.is_local:
+            from stacks.files import sqlite_problem
+
+            database = self.home / "mlflow.db"
+            problem = sqlite_problem(database)
+            if problem:
+                raise TargetError(
+                    f"the local MLflow database {database} is damaged ({problem}): move it aside, "
+                    "or start from empty local state with `mlp demo --reset`"
+                )
             for path in (self.home, self.home / "mlartifacts", self.pipeline_root):
                 path.mkdir(parents=True, exist_ok=True)
         os.environ.update(self.s3_environment())

@@ -329,6 +329,8 @@ def test_a_truncated_mlflow_database_is_reported(project: Path) -> None:
     cases = {
         "lineage": ["lineage", "breast-cancer-classifier@champion"],
         "demo": ["demo", "--trials", "1", "--out", str(project / "demo")],
+        "tune run": ["tune", "run", "--trials", "1", "--out", str(project / "best.json")],
+        "pipeline run": ["pipeline", "run"],
     }
     runner = CliRunner()
     problems = {}
