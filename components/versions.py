@@ -125,7 +125,9 @@ IMAGES: Final[dict[str, ImagePin]] = {
 CRD_RELEASES: Final[dict[str, tuple[str, str]]] = {
     "argo-events": ("argoproj/argo-events", "v1.9.11"),
     "cert-manager": ("cert-manager/cert-manager", "v1.21.1"),
+    "gateway-api": ("kubernetes-sigs/gateway-api", "v1.6.1"),
     "gpu-operator": ("NVIDIA/gpu-operator", "v26.7.0"),
+    "istio": ("istio/istio", "1.30.3"),
     "karpenter": ("aws/karpenter-provider-aws", "v1.14.1"),
     "katib": ("kubeflow/katib", "v0.19.0"),
     "keda": ("kedacore/keda", "v2.20.2"),
@@ -149,7 +151,15 @@ CRD_SOURCES: Final[dict[str, list[str]]] = {
         "deploy/crds/cert-manager.io_issuers.yaml",
         "deploy/crds/cert-manager.io_clusterissuers.yaml",
     ],
+    "gateway-api": [
+        "config/crd/standard/gateway.networking.k8s.io_gatewayclasses.yaml",
+        "config/crd/standard/gateway.networking.k8s.io_gateways.yaml",
+        "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml",
+        "config/crd/standard/gateway.networking.k8s.io_grpcroutes.yaml",
+        "config/crd/standard/gateway.networking.k8s.io_referencegrants.yaml",
+    ],
     "gpu-operator": ["deployments/gpu-operator/crds/nvidia.com_clusterpolicies.yaml"],
+    "istio": ["manifests/charts/base/files/crd-all.gen.yaml"],
     "karpenter": [
         "pkg/apis/crds/karpenter.sh_nodepools.yaml",
         "pkg/apis/crds/karpenter.k8s.aws_ec2nodeclasses.yaml",
@@ -196,6 +206,18 @@ CRD_SOURCES: Final[dict[str, list[str]]] = {
 
 CRD_LOCAL_NAMES: Final[dict[str, str]] = {"api/openapi-spec/swagger.json": "openapi-spec.json"}
 """Upstream files saved under another name in the CRD directory (the plan looks them up by it)."""
+
+CRD_BUNDLES: Final[dict[str, tuple[str, ...]]] = {
+    "manifests/charts/base/files/crd-all.gen.yaml": (
+        "networking.istio.io_virtualservices.yaml",
+        "networking.istio.io_destinationrules.yaml",
+        "networking.istio.io_gateways.yaml",
+        "security.istio.io_peerauthentications.yaml",
+        "security.istio.io_authorizationpolicies.yaml",
+    ),
+}
+"""Multi-document upstream CRD files: the CRDs kept from each, saved one per file as
+``<group>_<plural>.yaml`` (Istio ships every CRD in one file; the serving patterns use these)."""
 
 
 def crd_local_name(upstream: str) -> str:

@@ -22,7 +22,7 @@ def fetch_crds(dest: Path, base_url: str = DEFAULT_BASE_URL, timeout: float = 30
     Raises:
         urllib.error.URLError: When a file cannot be downloaded.
     """
-    from components.versions import CRD_RELEASES, CRD_SOURCES, crd_local_name
+    from components.versions import CRD_BUNDLES, CRD_RELEASES, CRD_SOURCES, crd_local_name
 
     written: list[Path] = []
     for project, paths in CRD_SOURCES.items():
@@ -31,13 +31,43 @@ def fetch_crds(dest: Path, base_url: str = DEFAULT_BASE_URL, timeout: float = 30
             url = f"{base_url.rstrip('/')}/{repo}/{tag}/{upstream}"
             with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - pinned https URL
                 body = response.read()
-            target = dest / project / crd_local_name(upstream)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_suffix(target.suffix + ".part")
-            partial.write_bytes(body)
-            partial.replace(target)
-            written.append(target)
+            if upstream in CRD_BUNDLES:
+                files = split_bundle(body, CRD_BUNDLES[upstream], url)
+            else:
+                files = {crd_local_name(upstream): body}
+            for name, content in files.items():
+                written.append(_write_atomically(dest / project / name, content))
     return written
+
+
+def split_bundle(body: bytes, keep: tuple[str, ...], source: str) -> dict[str, bytes]:
+    """The CRDs named in ``keep`` (``<group>_<plural>.yaml``) out of a multi-document CRD file.
+
+    Raises:
+        OSError: When the file lacks one of them (the pinned release changed shape).
+    """
+    import yaml
+
+    found: dict[str, bytes] = {}
+    for document in body.decode().split("\n---\n"):
+        crd = yaml.safe_load(document)
+        if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
+            continue
+        name = f"{crd['spec']['group']}_{crd['spec']['names']['plural']}.yaml"
+        if name in keep:
+            found[name] = (document.strip() + "\n").encode()
+    missing = sorted(set(keep) - set(found))
+    if missing:
+        raise OSError(f"{source} has no {', '.join(missing)}")
+    return found
+
+
+def _write_atomically(target: Path, body: bytes) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(target.suffix + ".part")
+    partial.write_bytes(body)
+    partial.replace(target)
+    return target
 
 
 @click.group("crds")

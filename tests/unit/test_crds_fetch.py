@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from components.versions import CRD_RELEASES, CRD_SOURCES, crd_local_name
+from components.versions import CRD_BUNDLES, CRD_RELEASES, CRD_SOURCES, crd_local_name
 from mlp.commands.crds import fetch_crds
 from stacks.plan.validate import Validator
 
@@ -23,10 +23,14 @@ def mirror(tmp_path: Path, crds: Path) -> Iterator[str]:
     for project, paths in CRD_SOURCES.items():
         repo, tag = CRD_RELEASES[project]
         for upstream in paths:
-            source = crds / project / crd_local_name(upstream)
             target = root / repo / tag / upstream
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, target)
+            if upstream in CRD_BUNDLES:
+                # Upstream ships these in one multi-document file: rebuild it from the split copies.
+                parts = [(crds / project / name).read_text().strip() for name in CRD_BUNDLES[upstream]]
+                target.write_text("\n---\n".join(parts) + "\n")
+                continue
+            shutil.copy(crds / project / crd_local_name(upstream), target)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *args: None  # type: ignore[method-assign]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -43,7 +47,8 @@ def test_fetch_writes_every_pinned_file_and_validator_uses_them(
 ) -> None:
     dest = tmp_path / "cache"
     written = fetch_crds(dest, base_url=mirror)
-    assert len(written) == sum(len(paths) for paths in CRD_SOURCES.values())
+    bundled = sum(len(keep) - 1 for keep in CRD_BUNDLES.values())
+    assert len(written) == sum(len(paths) for paths in CRD_SOURCES.values()) + bundled
     assert Validator("1.33", dest).crd_count == Validator("1.33", crds).crd_count
 
 
