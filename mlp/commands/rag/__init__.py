@@ -17,6 +17,7 @@ from .evaluate import bench, eval_
 from .index import ingest, reindex
 from .ops import alias, backup, collections, crash_test, drop, restore
 from .query import ask, search
+from .serve import serve, serve_bench
 
 
 @click.group()
@@ -47,5 +48,7 @@ for _command in (
     backup,
     restore,
     crash_test,
+    serve,
+    serve_bench,
 ):
     rag.add_command(_command)
