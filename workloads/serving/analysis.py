@@ -379,7 +379,7 @@ def run_ab(
         verdict.append(f"no significant accuracy difference (p={acc_p:.3g})")
     if lat_p < alpha:
         faster = "B" if np.median(lat_b) < np.median(lat_a) else "A"
-        verdict.append(f"{faster} is faster (p={lat_p:.3g})")
+        verdict.append(f"{faster} has lower latency (p={lat_p:.3g})")
     else:
         verdict.append(f"no significant latency difference (p={lat_p:.3g})")
     serving.set_traffic(canary_percent=0.0)
