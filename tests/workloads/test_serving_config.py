@@ -73,3 +73,39 @@ def test_prometheus_config_and_rules_pass_promtool(tmp_path):
     for args in (["check", "rules", str(rules)], ["check", "config", str(conf)]):
         done = subprocess.run([promtool, *args], capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_stop_recorded_ends_recorded_processes_and_skips_reused_pids(tmp_path):
+    import json
+    import sys
+
+    from workloads.serving.local.stack import stop_recorded
+
+    ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(61)"])
+    try:
+        endpoints = tmp_path / "endpoints.json"
+        endpoints.write_text(
+            json.dumps(
+                {
+                    "processes": {
+                        "server": {
+                            "pid": ours.pid,
+                            "argv": [sys.executable, "-c", "import time; time.sleep(60)"],
+                        },
+                        "reused": {"pid": other.pid, "argv": ["/usr/sbin/nginx", "-c", "gone.conf"]},
+                    }
+                }
+            )
+        )
+        report = stop_recorded(endpoints)
+        assert ours.wait(5) is not None
+        assert other.poll() is None
+        assert any("server" in line and "stopped" in line for line in report)
+        assert any("reused" in line and "skipped" in line for line in report)
+        assert not endpoints.exists()
+    finally:
+        for proc in (ours, other):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -435,6 +435,15 @@ class LocalServing:
         self.stop()
 
 
+def _running(pid: int) -> bool:
+    """Whether a PID is alive (a zombie waiting for its parent counts as ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def stop_recorded(endpoints_file: Path, grace_s: float = 5.0) -> list[str]:
     """End the processes an ``endpoints.json`` recorded (only those whose command line still matches).
 
@@ -451,8 +460,10 @@ def stop_recorded(endpoints_file: Path, grace_s: float = 5.0) -> list[str]:
         except OSError:
             report.append(f"{name} (pid {pid}): already gone")
             continue
-        recorded = [a.encode() for a in proc["argv"]]
-        if [c for c in cmdline if c] != recorded:
+        # nginx rewrites its argv ("nginx: master process <argv>"), so the recorded command line
+        # must appear within the current one rather than equal it.
+        recorded = b" ".join(a.encode() for a in proc["argv"])
+        if recorded not in b" ".join(c for c in cmdline if c):
             report.append(f"{name} (pid {pid}): skipped, the PID now runs something else")
             continue
         os.kill(pid, signal.SIGTERM)
@@ -460,9 +471,9 @@ def stop_recorded(endpoints_file: Path, grace_s: float = 5.0) -> list[str]:
         report.append(f"{name} (pid {pid}): stopped")
     deadline = time.monotonic() + grace_s
     for pid in alive:
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        while time.monotonic() < deadline and _running(pid):
             time.sleep(0.1)
-        if Path(f"/proc/{pid}").exists():
+        if _running(pid):
             os.kill(pid, signal.SIGKILL)
     endpoints_file.unlink(missing_ok=True)
     return report
