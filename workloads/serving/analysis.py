@@ -151,6 +151,22 @@ class Prometheus:
             time.sleep(0.3)
 
 
+def server_totals(servers: dict[str, dict[str, Any]], variants: Sequence[str]) -> dict[str, int]:
+    """Inference requests each server has counted so far, read from its own ``/metrics``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict[str, int] = {}
+    for variant in variants:
+        with urllib.request.urlopen(f"{servers[variant]['url']}/metrics", timeout=5) as response:  # noqa: S310
+            text = response.read().decode()
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            if family.name == "mlp_inference_requests":
+                total += sum(s.value for s in family.samples if s.name == "mlp_inference_requests_total")
+        totals[variant] = int(total)
+    return totals
+
+
 def histogram_quantile(q: float, buckets: dict[float, float]) -> float | None:
     """Prometheus's ``histogram_quantile`` on cumulative buckets ``{le: count}`` (linear within a bucket)."""
     if not buckets:
@@ -299,15 +315,15 @@ def run_canary(
     variants = ("primary", "canary")
     steps: list[StepResult] = []
     decision, reason = "promote", "every step passed"
-    seen = {v: 0 for v in variants}
+    # The baseline is what the servers have counted (earlier traffic included), once Prometheus
+    # has scraped all of it; otherwise a late scrape would put earlier requests into step 1.
+    seen = server_totals(endpoints.servers, variants)
     start = prom.wait_for(variants, seen)
-    seen = {v: int(sum(start["counts"].get(v, {}).values())) for v in variants}
     for i, share in enumerate(policy.steps):
         t0 = time.perf_counter()
         serving.set_traffic(canary_percent=share)
         replies = replay(url, rows, labels, policy.requests_per_step, offset=i * policy.requests_per_step)
-        for v in variants:
-            seen[v] += sum(1 for r in replies if r.variant == v)
+        seen = server_totals(endpoints.servers, variants)
         end = prom.wait_for(variants, seen)
         step = StepResult(
             canary_percent=share,
