@@ -239,6 +239,11 @@ def qdrant_http() -> Iterator[FakeQdrantServer]:
         yield fake
 
 
+def last(fake: FakeQdrantServer, prefix: str) -> Recorded:
+    """The latest request whose path starts with ``prefix`` (the client also checks the server version)."""
+    return [r for r in fake.requests if r.path.startswith(prefix)][-1]
+
+
 def test_qdrant_server_requests(qdrant_http: FakeQdrantServer) -> None:
     server = QdrantServerStore(qdrant_http.url, api_key="k", replication_factor=2)
     server.create_collection("docs_v2", 4)
@@ -258,7 +263,7 @@ def test_qdrant_server_requests(qdrant_http: FakeQdrantServer) -> None:
     qdrant_http.requests.clear()
     pid = str(uuid.UUID(int=1))
     server.upsert("docs_v2", [Point(pid, [1, 0, 0, 0], {"source": "a.md", "kind": "doc"})])
-    upsert = qdrant_http.requests[-1]
+    upsert = last(qdrant_http, "/collections/docs_v2/points")
     assert upsert.path == "/collections/docs_v2/points?wait=true"
     assert upsert.body["points"][0] == {
         "id": pid,
@@ -269,8 +274,7 @@ def test_qdrant_server_requests(qdrant_http: FakeQdrantServer) -> None:
     server.set_alias("docs", "docs_v2")
     hits = server.search("docs", [1, 0, 0, 0], limit=3, filter=Filter((Match("kind", "doc"),)))
     assert [h.id for h in hits] == [pid] and hits[0].score == pytest.approx(1.0)
-    query = qdrant_http.requests[-1]
-    assert query.path.startswith("/collections/docs/points/query")
+    query = last(qdrant_http, "/collections/docs/points/query")
     assert (
         query.body["filter"] == {"must": [{"key": "kind", "match": {"value": "doc"}}]}
         and query.body["limit"] == 3
@@ -278,8 +282,8 @@ def test_qdrant_server_requests(qdrant_http: FakeQdrantServer) -> None:
 
     server.create_collection("docs_v3", 4)
     server.set_alias("docs", "docs_v3")
-    switch = qdrant_http.requests[-1]
-    assert switch.path.startswith("/collections/aliases") and switch.body["actions"] == [
+    switch = last(qdrant_http, "/collections/aliases")
+    assert switch.body["actions"] == [
         {"delete_alias": {"alias_name": "docs"}},
         {"create_alias": {"collection_name": "docs_v3", "alias_name": "docs"}},
     ]
