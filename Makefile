@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 export MLP_CRD_DIR ?= $(firstword $(wildcard $(abspath ../shared/crds)))
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-fast plan lint install clean checkov
+.PHONY: demo test test-fast plan lint install clean checkov system-deps
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,22 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create the virtualenv and install the project.
 
-demo: $(STAMP) ## The main job: offline plan of every stack, the local ML lifecycle, then RAG over the results.
+# The local serving path runs the real nginx and Prometheus (Debian packages; neither starts a service
+# on install). Installed when missing and we may (root with apt-get); otherwise say what to install.
+SYSTEM_PACKAGES_MISSING = $(strip $(if $(or $(shell command -v nginx),$(wildcard /usr/sbin/nginx)),,nginx-light) \
+	$(if $(or $(shell command -v prometheus),$(wildcard /usr/bin/prometheus)),,prometheus))
+
+system-deps: ## nginx and Prometheus for the local serving path (installed with apt-get when missing).
+	@if [ -n "$(SYSTEM_PACKAGES_MISSING)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $(SYSTEM_PACKAGES_MISSING) (Debian packages for the local serving path)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES_MISSING); \
+	  else \
+	    echo "the local serving path needs $(SYSTEM_PACKAGES_MISSING): run 'sudo apt-get install $(SYSTEM_PACKAGES_MISSING)'"; exit 1; \
+	  fi; \
+	fi
+
+demo: $(STAMP) system-deps ## The main job: offline plan of every stack, the local ML lifecycle, then RAG over the results.
 	$(BIN)/mlp plan --no-tree
 	$(BIN)/mlp demo
 	$(BIN)/mlp rag ingest
@@ -30,7 +45,7 @@ demo: $(STAMP) ## The main job: offline plan of every stack, the local ML lifecy
 plan: $(STAMP) ## Offline plan of every stack with the resource trees.
 	$(BIN)/mlp plan
 
-test: $(STAMP) ## Every test tier (unit, component, plan, workloads end to end).
+test: $(STAMP) system-deps ## Every test tier (unit, component, plan, workloads end to end).
 	$(BIN)/pytest
 
 test-fast: $(STAMP) ## Skip the slow and end-to-end tiers.
