@@ -490,7 +490,9 @@ def run_engine(
     }
     slow = name.startswith("milvus")
     sweep_queries = queries[:60] if slow else queries
-    for query in sweep_queries[:20]:  # warm-up: first-touch page faults and lazy loading stay out of the sweep
+    for query in sweep_queries[
+        :20
+    ]:  # warm-up: first-touch page faults and lazy loading stay out of the sweep
         engine.search(query, CHOSEN_EF, None)
     sweep = []
     for ef in EF_SWEEP:
