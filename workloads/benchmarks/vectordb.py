@@ -637,6 +637,13 @@ def prepare(size: int, queries: int, cache: Path, progress: Callable[[int, int],
 )
 @click.option("--no-ops", is_flag=True, help="Skip the timed backup/restore/re-index.")
 @click.option(
+    "--engine-timeout",
+    type=click.IntRange(10),
+    default=3600,
+    show_default=True,
+    help="Seconds one engine may take; a slower one is reported as timed out.",
+)
+@click.option(
     "--out-dir", type=click.Path(file_okay=False, path_type=Path), default=REPORT_DIR, show_default=True
 )
 @click.option(
@@ -654,6 +661,7 @@ def bench_vectordb(
     engines: str,
     threads: int,
     no_ops: bool,
+    engine_timeout: int,
     out_dir: Path,
     cache_dir: Path,
     target: str,
@@ -703,13 +711,21 @@ def bench_vectordb(
         spec = json.dumps(
             {"engine": name, "data": str(datafile), "threads": threads, "target": outputs, "ops": not no_ops}
         )
-        done = subprocess.run(
-            [sys.executable, "-m", "workloads.benchmarks.vectordb"],
-            input=spec,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "workloads.benchmarks.vectordb"],
+                input=spec,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=engine_timeout,
+            )
+        except subprocess.TimeoutExpired:
+            results.append(
+                {"engine": name, "error": f"did not finish within --engine-timeout {engine_timeout} s"}
+            )
+            click.echo(f"  {name}: timed out after {engine_timeout} s", err=True)
+            continue
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
         if done.returncode != 0 or not lines:
             results.append({"engine": name, "error": (done.stderr.strip().splitlines() or ["no output"])[-1]})
