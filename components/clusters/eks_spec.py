@@ -27,9 +27,9 @@ NatGateways = Literal["single", "per-zone"]
 
 ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 """The label Cluster Autoscaler's AWS provider uses to recognise GPU nodes that are not ready yet."""
-RESERVED_LABEL_PREFIXES = ("eks.amazonaws.com/", "kubernetes.io/", "k8s.io/")
 SYSTEM_NODE_GROUP = "system"
 """Name (and pool label value) of the on-demand system node group."""
+RESERVED_LABEL_PREFIXES = ("eks.amazonaws.com/", "kubernetes.io/", "k8s.io/")
 """Labels EKS sets itself or refuses in a node group's ``labels``."""
 SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"
 AUTOSCALER_NAMESPACE = "kube-system"
