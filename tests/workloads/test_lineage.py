@@ -134,7 +134,7 @@ def test_champion_challenger_rules(tmp_path: Path, fitted: dict[str, Any]) -> No
 
 @pytest.mark.e2e
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_demo_then_lineage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's main job on a cold home: tune -> pipeline -> register, summary, lineage."""
     monkeypatch.chdir(tmp_path)
@@ -157,6 +157,12 @@ def test_demo_then_lineage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         assert summary["step_seconds"][step] >= 0
     assert (tmp_path / "build" / "pipeline" / "training-pipeline.yaml").exists()
     assert summary["pipeline_package"] == "build/pipeline/training-pipeline.yaml"
+    # The serving act on the real KServe servers, nginx and Prometheus.
+    serving = summary["serving"]
+    assert serving["canary"]["decision"] in ("promote", "rollback") and serving["canary"]["steps"]
+    assert serving["shadow"]["responses_only_from_primary"] is True
+    assert serving["drift"]["flags_exactly_the_shifted"] is True, serving["drift"]
+    assert serving["benchmark"]["ratios"] and Path(serving["benchmark"]["report"]).exists()
 
     lineage = runner.invoke(main, ["lineage", f"{registry.DEFAULT_MODEL_NAME}@champion", "--json"])
     assert lineage.exit_code == 0, lineage.output
