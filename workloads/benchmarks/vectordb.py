@@ -62,7 +62,17 @@ def index_of(pid: str) -> int:
 
 
 def max_rss_mib() -> float:
-    """Peak resident set size of this process so far, MiB."""
+    """Peak resident set size of this process so far, MiB.
+
+    Reads ``VmHWM`` (reset by ``exec``) where Linux has it: ``ru_maxrss`` of a child starts at the
+    parent's peak, so every engine process would report the driver's memory instead of its own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
