@@ -20,7 +20,7 @@ import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -215,9 +215,7 @@ def recorded_counts(meta: Mapping[str, Any]) -> list[RecordedCollection]:
 
 
 def run_tool_restore(
-    tool: str,
-    backup: str,
-    suffix: str,
+    command: Callable[[str], Sequence[str]],
     config: Mapping[str, Any],
     *,
     env: Mapping[str, str] | None = None,
@@ -237,15 +235,13 @@ def run_tool_restore(
     """
     import yaml
 
-    from components.vectordb.milvus_backup import restore_command
-
     with tempfile.TemporaryDirectory(prefix="mlp-milvus-restore-") as work:
         path = Path(work) / "backup.yaml"
         path.write_text(yaml.safe_dump(dict(config), sort_keys=True))
-        command = restore_command(backup, suffix, tool=tool, config=str(path))
+        argv = list(command(str(path)))
         try:
             done = runner(
-                command,
+                argv,
                 cwd=work,
                 env={**os.environ, **(env or {})},
                 capture_output=True,
@@ -253,7 +249,7 @@ def run_tool_restore(
                 check=False,
             )
         except FileNotFoundError:
-            raise MilvusBackupError(f"milvus-backup not found at {tool!r}") from None
+            raise MilvusBackupError(f"milvus-backup not found at {argv[0]!r}") from None
     output = (done.stdout or "") + (done.stderr or "")
     if done.returncode != 0:
         tail = "\n".join(output.strip().splitlines()[-15:])
@@ -327,60 +323,3 @@ def _is_loaded(client: Any, name: str) -> bool:
 
 def _message(error: Exception) -> str:
     return str(getattr(error, "message", "") or error).strip()
-
-
-def tool_config(
-    *,
-    milvus_host: str,
-    milvus_port: int,
-    s3_host: str,
-    s3_port: int,
-    s3_ssl: bool,
-    milvus_bucket: str,
-    milvus_root_path: str,
-    location: BackupsLocation,
-) -> dict[str, Any]:
-    """``backup.yaml`` for running the tool from this machine (same layout as the CronJob's)."""
-    from components.storage import S3Access
-    from components.vectordb.milvus_backup import MilvusBackupSpec, backup_config
-    from components.vectordb.snapshot import SecretRef
-
-    access = S3Access(endpoint="", host=s3_host, port=s3_port, secret_name="-", use_ssl=s3_ssl)
-    spec = MilvusBackupSpec(
-        name="local",
-        namespace="-",
-        schedule="@daily",
-        milvus_host=milvus_host,
-        milvus_port=milvus_port,
-        root_password=SecretRef("-", "-"),
-        source=access,
-        milvus_bucket=milvus_bucket,
-        milvus_root_path=milvus_root_path,
-        target=access,
-        backup_bucket=location.bucket,
-        backup_root_path=location.root,
-    )
-    return backup_config(spec)
-
-
-def stack_restore_manifests(backup: str, suffix: str) -> list[dict[str, Any]]:
-    """The ConfigMap and restore Job that run the restore in the stack's data namespace."""
-    from components.storage import user_access
-    from components.vectordb.milvus import MilvusArgs, MilvusBackupSettings, backup_spec
-    from components.vectordb.milvus_backup import configmap_manifest, restore_job_manifest
-    from stacks import addons_data as data
-
-    users = {user.name: user for user in data.SERVICE_USERS}
-    args = MilvusArgs(
-        namespace=data.DATA_NAMESPACE,
-        storage_class="-",
-        s3=user_access(data.STORAGE_NAME, users["milvus"]),
-    )
-    settings = MilvusBackupSettings(
-        schedule="@daily",
-        target=user_access(data.STORAGE_NAME, users["snapshots"]),
-        bucket=data.SNAPSHOT_BUCKET,
-        root_path=data.MILVUS_BACKUP_ROOT,
-    )
-    spec = backup_spec(data.MILVUS_NAME, args, settings)
-    return [configmap_manifest(spec), restore_job_manifest(spec, backup, suffix)]

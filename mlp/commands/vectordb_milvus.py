@@ -114,7 +114,9 @@ def milvus_restore(
     if render_job is not None:
         import yaml
 
-        manifests = ops.stack_restore_manifests(backup, suffix)
+        from stacks.milvus_restore import stack_restore_manifests
+
+        manifests = stack_restore_manifests(backup, suffix)
         render_job.write_text(yaml.safe_dump_all(manifests, sort_keys=True))
         click.echo(
             f"wrote {render_job}: kubectl apply -f {render_job}, then rerun with --verify-only", err=True
@@ -142,9 +144,11 @@ def milvus_restore(
                 "milvus-backup is not installed here: pass --tool PATH, or --render-job FILE to run the restore "
                 "in the cluster and then --verify-only"
             )
+        from stacks.milvus_restore import restore_command, tool_config
+
         milvus = urlparse(uri)
         store = urlparse(endpoint)
-        config = ops.tool_config(
+        config = tool_config(
             milvus_host=milvus.hostname or "localhost",
             milvus_port=milvus.port or 19530,
             s3_host=store.hostname or "localhost",
@@ -152,11 +156,14 @@ def milvus_restore(
             s3_ssl=store.scheme == "https",
             milvus_bucket="milvus",
             milvus_root_path=milvus_root_path,
-            location=location,
+            backup_bucket=location.bucket,
+            backup_root_path=location.root,
         )
         try:
             ops.run_tool_restore(
-                binary, backup, suffix, config, env={"MILVUS_PASSWORD": secret.partition(":")[2]}
+                lambda path: restore_command(backup, suffix, tool=binary, config=path),
+                config,
+                env={"MILVUS_PASSWORD": secret.partition(":")[2]},
             )
         except ops.MilvusBackupError as error:
             raise Failed(str(error)) from None

@@ -233,3 +233,64 @@ def test_backup_script_creates_then_deletes_only_expired_backups(tmp_path: Path)
     assert lines[1].startswith("get ")
     deleted = [line.rsplit(" ", 1)[1] for line in lines if line.startswith("delete")]
     assert deleted == [old], "only the expired scheduled backup goes; recent and manual ones stay"
+
+
+def test_stack_restore_manifests_read_where_the_schedule_writes() -> None:
+    from stacks.milvus_restore import stack_restore_manifests
+
+    config_map, job = stack_restore_manifests("scheduled_20261129T030000Z", "_restored")
+    for manifest in (config_map, job):
+        kubernetes_validate.validate(manifest, "1.33", strict=True)
+        assert manifest["metadata"]["namespace"] == data.DATA_NAMESPACE
+    backup_yaml = yaml.safe_load(next(iter(config_map["data"].values())))
+    assert backup_yaml["minio"]["backupBucketName"] == data.SNAPSHOT_BUCKET
+    assert backup_yaml["minio"]["backupRootPath"] == data.MILVUS_BACKUP_ROOT
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[command.index("-n") + 1] == "scheduled_20261129T030000Z"
+    assert command[command.index("-s") + 1] == "_restored"
+    # Credentials reach the Job only as secretKeyRef env entries, never through the ConfigMap.
+    keys = set(backup_yaml["milvus"]) | set(backup_yaml["minio"])
+    assert not keys & {"password", "accessKeyID", "secretAccessKey"}
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert all("valueFrom" in e for e in env if e["name"] in SECRET_VARS)
+
+
+def test_tool_restore_writes_the_config_and_runs_the_command(tmp_path: Path) -> None:
+    from stacks.milvus_restore import restore_command, tool_config
+    from workloads.milvus_backup_ops import MilvusBackupError, run_tool_restore
+
+    config = tool_config(
+        milvus_host="127.0.0.1",
+        milvus_port=19530,
+        s3_host="127.0.0.1",
+        s3_port=9000,
+        s3_ssl=False,
+        milvus_bucket="milvus",
+        milvus_root_path="file",
+        backup_bucket=data.SNAPSHOT_BUCKET,
+        backup_root_path=data.MILVUS_BACKUP_ROOT,
+    )
+    seen: dict[str, Any] = {}
+
+    def runner(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        seen["argv"] = argv
+        seen["config"] = yaml.safe_load(Path(argv[argv.index("--config") + 1]).read_text())
+        seen["env"] = kwargs["env"]
+        return subprocess.CompletedProcess(argv, 0, "restored 2 collections", "")
+
+    out = run_tool_restore(
+        lambda path: restore_command("b1", "_r", tool="/opt/milvus-backup", config=path),
+        config,
+        env={"MILVUS_PASSWORD": "pw"},
+        runner=runner,
+    )
+    assert out == "restored 2 collections"
+    assert seen["argv"][:2] == ["/opt/milvus-backup", "restore"] and "--rebuild_index" in seen["argv"]
+    assert seen["config"] == config and seen["env"]["MILVUS_PASSWORD"] == "pw"
+    assert "pw" not in yaml.safe_dump(seen["config"])
+
+    def failing(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(argv, 2, "", "collection exists")
+
+    with pytest.raises(MilvusBackupError, match="exited 2"):
+        run_tool_restore(lambda path: ["milvus-backup", "restore", "--config", path], config, runner=failing)
