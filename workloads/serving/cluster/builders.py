@@ -57,10 +57,9 @@ QUEUE_PROXY_METRICS_PORT: Final = "http-usermetric"
 DEFAULT_NAMESPACE: Final = "mlp-serving"
 DEFAULT_GATEWAY: Final = ("kserve", "kserve-ingress-gateway")
 """Gateway API Gateway (namespace, name) that KServe's Gateway API integration creates by default."""
-TRANSFORMER_MODULE: Final = "workloads.serving.local.transformer"
-"""Module of the workload image meant to run the transformer with KServe's standard arguments
-(``--model_name``, ``--predictor_host``, ``--http_port``). Not in the image yet: the local
-transformer is started from a JSON config (see docs/model-serving-patterns.md, Transformer)."""
+TRANSFORMER_MODULE: Final = "workloads.serving.transformer"
+"""Module of the workload image that runs the transformer with KServe's standard arguments
+(``--model_name``, ``--predictor_host``, ``--http_port``) plus ``--protocol``."""
 
 _BASE_LABELS: Final = {"app.kubernetes.io/part-of": "mlplatform", "app.kubernetes.io/managed-by": "mlp"}
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")

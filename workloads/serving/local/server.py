@@ -31,9 +31,7 @@ import numpy as np
 
 from workloads.serving.local import validation
 from workloads.serving.local.reqlog import RequestLogger
-
-CLASS_NAMES = ("malignant", "benign")
-"""Labels of the breast-cancer target (scikit-learn's encoding: 0 malignant, 1 benign)."""
+from workloads.serving.transformer import labelled
 
 
 @dataclass
@@ -218,15 +216,8 @@ def _build_kserve_transformer(config: ServerConfig) -> Any:
         def postprocess(
             self, result: Any, headers: dict[str, str] | None = None, response_headers: Any = None
         ) -> Any:
-            labels = result.get("predictions", [])
-            probabilities = result.get("probabilities", [None] * len(labels))
-            return {
-                "predictions": [
-                    {"label": CLASS_NAMES[int(label)], "class": int(label), "probability_benign": p}
-                    for label, p in zip(labels, probabilities, strict=False)
-                ],
-                "model_version": result.get("model_version"),
-            }
+            answer = labelled(result.get("predictions", []), result.get("probabilities"))
+            return {**answer, "model_version": result.get("model_version")}
 
     return FeatureTransformer()
 
