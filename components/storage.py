@@ -9,6 +9,7 @@ same namespace (Milvus, the Qdrant snapshot job) reference that Secret with ``se
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.helm import pinned_release
+from components.outputs import secret as secret_output
 from components.security import (
     container_security,
     namespace_policies,
@@ -170,6 +172,11 @@ def user_policy(user: ServiceUser) -> dict[str, Any]:
             },
         ],
     }
+
+
+def _user_string_data(access_key: str) -> Callable[[str], dict[str, str]]:
+    """The user Secret's ``stringData`` from its generated password (access key bound now)."""
+    return lambda pw: {USER_ACCESS_KEY: access_key, USER_SECRET_KEY: pw}
 
 
 def user_secret_name(fullname: str, user: ServiceUser) -> str:
@@ -380,17 +387,19 @@ class ObjectStorage(pulumi.ComponentResource):
         else:
             self.namespace = pulumi.Output.from_input(args.namespace)
 
-        user = random.RandomString(f"{name}-root-user", length=16, special=False, upper=False, opts=child)
+        root_user = random.RandomString(
+            f"{name}-root-user", length=16, special=False, upper=False, opts=child
+        )
         password = random.RandomPassword(f"{name}-root-password", length=32, special=False, opts=child)
-        self.access_key_id: pulumi.Output[str] = user.result
+        self.access_key_id: pulumi.Output[str] = root_user.result
         self.secret_access_key: pulumi.Output[str] = pulumi.Output.secret(password.result)
 
         secret = k8s.core.v1.Secret(
             f"{name}-root-credentials",
             metadata={"name": self.access.secret_name, "namespace": self.namespace, "labels": labels},
             type="Opaque",
-            string_data=pulumi.Output.secret(
-                pulumi.Output.all(user.result, password.result).apply(
+            string_data=secret_output(
+                pulumi.Output.all(root_user.result, password.result).apply(
                     lambda pair: {ROOT_USER_KEY: pair[0], ROOT_PASSWORD_KEY: pair[1]}
                 )
             ),
@@ -413,11 +422,7 @@ class ObjectStorage(pulumi.ComponentResource):
                         "labels": labels,
                     },
                     type="Opaque",
-                    string_data=pulumi.Output.secret(
-                        user_password.result.apply(
-                            lambda pw, key=user.access_key: {USER_ACCESS_KEY: key, USER_SECRET_KEY: pw}
-                        )
-                    ),
+                    string_data=secret_output(user_password.result.apply(_user_string_data(user.access_key))),
                     opts=child,
                 )
             )

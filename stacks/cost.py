@@ -109,7 +109,7 @@ def build_report(
     for name, priced, machines in pool_machines(cfg):
         pool = by_name[name]
         size = machine_type(priced)
-        price = table.price(cfg.target, region, priced)  # type: ignore[arg-type]
+        price = table.price(cfg.target, region, priced)
         sharing = pool.sharing
         shares = shares_per_device(sharing_from_config(sharing))
         if len(machines) > 1:

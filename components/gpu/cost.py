@@ -257,7 +257,8 @@ def report_to_dict(report: CostReport, digits: int = 4) -> dict[str, Any]:
         "totals": report.totals,
         "notes": list(report.notes),
     }
-    return rounded(data)
+    result: dict[str, Any] = rounded(data)
+    return result
 
 
 # --- Live spot prices ------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.helm import pinned_release
+from components.outputs import secret as secret_output
 from components.security import IngressAllow, NamespaceSecurity, NamespaceSecurityArgs
 from components.serving.common import instance_labels, resources, restricted_container, restricted_pod
 from components.versions import CHARTS
@@ -289,7 +290,7 @@ class Kserve(pulumi.ComponentResource):
                 ),
             },
             type="Opaque",
-            string_data=pulumi.Output.secret(
+            string_data=secret_output(
                 pulumi.Output.all(storage.access_key_id, storage.secret_access_key).apply(
                     lambda pair: {ACCESS_KEY_VAR: pair[0], SECRET_KEY_VAR: pair[1]}
                 )
