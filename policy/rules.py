@@ -554,8 +554,8 @@ def evaluate(
                 hits += [(resource, str(resource.get("name")), m) for m in rule.check(resource, config)]
         if rule.check_stack is not None:
             hits += [(None, name, m) for name, m in rule.check_stack(resources, config)]
-        for resource, name, message in hits:
-            rtype = str(resource.get("type")) if resource is not None else ""
+        for hit, name, message in hits:
+            rtype = str(hit.get("type")) if hit is not None else ""
             violation = Violation(rule.name, rule.enforcement, name, rtype, message)
             (report.waived if rule.name in waived_rules else report.violations).append(violation)
     return report

@@ -17,7 +17,7 @@ import click
 from mlp.common import BadInput, ExitCode, Failed, NotFound, exit_with
 
 DEFAULT_WORK = Path("build") / "serve"
-FAULTS = {
+FAULTS: dict[str, dict[str, Any]] = {
     "none": {},
     "errors": {"error_rate": 0.3},
     "slow": {"delay_ms": 120.0},
@@ -67,10 +67,9 @@ def _topology(work_dir: Path, primary: str, challenger: str, fault: str, **optio
 def _start(serving: Any) -> Any:
     from workloads.serving.local.stack import ServingError
 
-    err = click.get_text_stream("stderr")
     click.echo(f"starting {', '.join(serving.variants)} + router + transformer + prometheus ...", err=True)
     try:
-        return serving.start(on_ready=lambda name: err.write(f"  ready: {name}\n"))
+        return serving.start(on_ready=lambda name: click.echo(f"  ready: {name}", err=True))
     except ServingError as error:
         raise Failed(str(error)) from None
 
@@ -448,7 +447,6 @@ def bench_inference(
         )["m"]
     except ServingError as error:
         raise NotFound(str(error)) from None
-    err = click.get_text_stream("stderr")
     try:
         report = inference.run_benchmark(
             model=registry.DEFAULT_MODEL_NAME,
@@ -459,7 +457,7 @@ def bench_inference(
             duration_s=1.5 if quick else duration,
             open_rate=rate,
             rounds=rounds,
-            progress=lambda text: err.write(f"  {text}\n"),
+            progress=lambda text: click.echo(f"  {text}", err=True),
         )
     except ServingError as error:
         raise Failed(str(error)) from None

@@ -275,7 +275,7 @@ def _print_summary(
 ) -> None:
     from workloads.serving.cluster.builders import effective_metric, effective_min_replicas, summary
 
-    info = {
+    info: dict[str, Any] = {
         "pattern": request.pattern,
         "name": request.name,
         "mode": env.mode,

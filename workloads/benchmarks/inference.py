@@ -191,7 +191,7 @@ def _start_servers(
     nginx = require_binary("nginx")
     group = ProcessGroup(work_dir)
     ports = {k: free_port() for k in ("bare", "kserve", "kserve_log", "router", "transformer")}
-    common = {"name": model, "version": version, "model_dir": model_path}
+    common: dict[str, Any] = {"name": model, "version": version, "model_dir": model_path}
     group.spawn_server(ServerConfig(role="bare", port=ports["bare"], variant="bare", **common))
     group.spawn_server(ServerConfig(role="predictor", port=ports["kserve"], variant="kserve", **common))
     group.spawn_server(

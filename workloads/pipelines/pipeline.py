@@ -182,11 +182,14 @@ def build_pipeline(image: str | None = None, placement: ClusterPlacement | None 
     evaluate_op = component(components.evaluate)
     register_op = component(components.register)
 
-    @dsl.pipeline(
+    # kfp is not type-followed: give its decorator a type so the pipeline function keeps its own.
+    as_pipeline: Callable[[Callable[..., Any]], Any] = dsl.pipeline(
         name=PIPELINE_NAME,
         description="Breast-cancer classifier: validated data, checkpointed training, quality gate, "
         "MLflow registration with champion/challenger aliases.",
     )
+
+    @as_pipeline
     def training_pipeline(
         mlflow_tracking_uri: str,
         checkpoint_root: str,

@@ -440,7 +440,7 @@ def run_shadow(
     serving.set_traffic(mirror=False)
     joined = [(primary_log[i], shadow_log[i]) for i in ids if i in primary_log and i in shadow_log]
     agree = sum(1 for p, s in joined if p["outputs"] == s["outputs"])
-    from_variants = defaultdict(int)
+    from_variants: defaultdict[str, int] = defaultdict(int)
     for r in replies:
         from_variants[r.variant or "none"] += 1
     shadow_correct = sum(

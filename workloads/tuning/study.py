@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from workloads import registry
 from workloads.pipelines import data, model
@@ -205,12 +205,13 @@ def run_study(
             f"{len(completed)} completed"
         )
     best = study.best_trial
+    best_value = cast(float, best.value)  # the best trial is a completed one: it has a value
     best_params = space.train_params(best.params).model_params()
     now = int(time.time() * 1000)
     client.log_batch(
         parent_id,
         metrics=[
-            Metric(f"best_{space.objective.metric}", float(best.value), now, 0),
+            Metric(f"best_{space.objective.metric}", float(best_value), now, 0),
             Metric("trials_completed", float(len(completed)), now, 0),
             Metric("trials_failed", float(failures), now, 0),
         ],
@@ -219,7 +220,7 @@ def run_study(
     client.set_terminated(parent_id, "FINISHED")
     return StudyResult(
         best_params=best_params,
-        best_value=float(best.value),
+        best_value=float(best_value),
         best_trial=best.number,
         tuning_run_id=parent_id,
         data_hash=prepared.data_hash,
