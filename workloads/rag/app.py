@@ -335,4 +335,4 @@ def parse_backends(choice: str) -> list[Backend]:
         return list(BACKENDS)
     if choice not in BACKENDS:
         raise ValueError(f"unknown backend {choice!r}")
-    return [choice]  # type: ignore[list-item]
+    return [choice]

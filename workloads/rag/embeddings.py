@@ -64,7 +64,8 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     """L2-normalise rows (zero rows stay zero) and return float32."""
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    unit: np.ndarray = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    return unit
 
 
 def cpu_has_bf16() -> bool:
@@ -227,7 +228,8 @@ class MiniLMEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query."""
-        return self.embed([text])[0]
+        vector: np.ndarray = self.embed([text])[0]
+        return vector
 
 
 class OpenAIEmbedder:
@@ -300,7 +302,8 @@ class OpenAIEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query."""
-        return self.embed([text])[0]
+        vector: np.ndarray = self.embed([text])[0]
+        return vector
 
     def count_tokens(self, text: str) -> int:
         """Estimate tokens (the remote tokenizer is unknown)."""
@@ -354,7 +357,8 @@ class HashingEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query."""
-        return self.embed([text])[0]
+        vector: np.ndarray = self.embed([text])[0]
+        return vector
 
     def count_tokens(self, text: str) -> int:
         """Estimate tokens."""

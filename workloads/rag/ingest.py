@@ -348,10 +348,10 @@ class Ingestor:
         for start in range(0, len(to_embed), self.batch_size):
             batch = to_embed[start : start + self.batch_size]
             t0 = time.perf_counter()
-            vectors = self.embedder.embed([c.embed_text for c, _ in batch])
+            embedded = self.embedder.embed([c.embed_text for c, _ in batch])
             report.embed_seconds += time.perf_counter() - t0
             self._write(
-                [Point(c.id, v, p) for (c, p), v in zip(batch, vectors, strict=True)], collections, report
+                [Point(c.id, v, p) for (c, p), v in zip(batch, embedded, strict=True)], collections, report
             )
             report.embedded += len(batch)
             done += len(batch)

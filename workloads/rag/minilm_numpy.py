@@ -28,18 +28,21 @@ def _erf(x: np.ndarray) -> np.ndarray:
     a = np.abs(x)
     t = 1.0 / (1.0 + 0.3275911 * a)
     poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return sign * (1.0 - poly * np.exp(-a * a))
+    result: np.ndarray = sign * (1.0 - poly * np.exp(-a * a))
+    return result
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
     """GELU, ``x * Φ(x)`` (BERT's erf form, not the tanh approximation)."""
-    return (0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))).astype(np.float32)
+    result: np.ndarray = (0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))).astype(np.float32)
+    return result
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
     mean = x.mean(-1, keepdims=True)
     var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return ((x - mean) / np.sqrt(var + eps) * weight + bias).astype(np.float32)
+    result: np.ndarray = ((x - mean) / np.sqrt(var + eps) * weight + bias).astype(np.float32)
+    return result
 
 
 class NumpyMiniLM:
@@ -101,13 +104,15 @@ class NumpyMiniLM:
         key_bias = np.where(mask[:, None, None, :] > 0, 0.0, -1e9).astype(np.float32)
 
         def heads(t: np.ndarray) -> np.ndarray:
-            return t.reshape(batch, length, self.heads, head_dim).transpose(0, 2, 1, 3)
+            split: np.ndarray = t.reshape(batch, length, self.heads, head_dim).transpose(0, 2, 1, 3)
+            return split
 
         for i in range(self.layers):
             p = f"encoder.layer.{i}."
 
             def linear(t: np.ndarray, name: str, p: str = p) -> np.ndarray:
-                return t @ w[p + name + ".weight"] + w[p + name + ".bias"]
+                projected: np.ndarray = t @ w[p + name + ".weight"] + w[p + name + ".bias"]
+                return projected
 
             q = heads(linear(x, "attention.self.query"))
             k = heads(linear(x, "attention.self.key"))
@@ -130,7 +135,8 @@ class NumpyMiniLM:
                 self.eps,
             )
         weights = mask[:, :, None].astype(np.float32)
-        return (x * weights).sum(1) / np.maximum(weights.sum(1), 1e-9)
+        pooled: np.ndarray = (x * weights).sum(1) / np.maximum(weights.sum(1), 1e-9)
+        return pooled
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length embeddings, one row per text."""
@@ -153,4 +159,5 @@ class NumpyMiniLM:
                     mask[j, : len(encodings[i].ids)] = 1
                 out[rows] = self._encode(ids, mask)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, 1e-12)
+        unit: np.ndarray = out / np.maximum(norms, 1e-12)
+        return unit

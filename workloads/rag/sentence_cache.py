@@ -93,7 +93,8 @@ class CachedEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         """One text (questions are not cached: they rarely repeat)."""
-        return np.asarray(self.inner.embed([text]), dtype=np.float32)[0]
+        vector: np.ndarray = np.asarray(self.inner.embed([text]), dtype=np.float32)[0]
+        return vector
 
     def warm(self, texts: Sequence[str], batch: int = 256) -> int:
         """Embed and store the texts not cached yet; returns how many were embedded."""

@@ -84,9 +84,9 @@ def discover(
         for file in _walk(root, [results], frozenset({".json"})):
             if str(file).startswith(excluded) or file.stat().st_size > MAX_RESULT_BYTES:
                 continue
-            doc = load_result(root, file)
-            if doc is not None:
-                found[doc.source] = doc
+            result_doc = load_result(root, file)
+            if result_doc is not None:
+                found[result_doc.source] = result_doc
     return [found[k] for k in sorted(found)]
 
 

@@ -204,8 +204,8 @@ class Filter:
                 continue
             values = [_coerce(v.strip()) for v in raw.split(",") if v.strip()]
             condition: Condition = (
-                Match(name, values[0]) if len(values) == 1 else MatchAny(name, tuple(values))
-            )  # type: ignore[arg-type]
+                Match(name, values[0]) if len(values) == 1 else MatchAny(name, tuple(values))  # type: ignore[arg-type]
+            )
             (must_not if op == "!=" else must).append(condition)
         return cls(tuple(must), tuple(must_not))
 
@@ -419,12 +419,14 @@ def encode_vector(vector: Sequence[float] | np.ndarray) -> str:
 
 def decode_vector(text: str) -> list[float]:
     """Inverse of :func:`encode_vector`."""
-    return np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float32).tolist()
+    floats: list[float] = np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float32).tolist()
+    return floats
 
 
 def as_floats(vector: Sequence[float] | np.ndarray) -> list[float]:
     """A vector as the plain list of float32 values the engines' clients send."""
-    return np.asarray(vector, dtype=np.float32).tolist()
+    floats: list[float] = np.asarray(vector, dtype=np.float32).tolist()
+    return floats
 
 
 # --- the interface -----------------------------------------------------------------------------

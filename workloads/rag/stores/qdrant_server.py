@@ -56,12 +56,12 @@ def qdrant_filter(filter_: Filter | None) -> models.Filter | None:
         if isinstance(cond, Match):
             return models.FieldCondition(key=cond.field, match=models.MatchValue(value=cond.value))
         if isinstance(cond, MatchAny):
-            return models.FieldCondition(key=cond.field, match=models.MatchAny(any=list(cond.values)))  # type: ignore[arg-type]
+            return models.FieldCondition(key=cond.field, match=models.MatchAny(any=list(cond.values)))
         return models.FieldCondition(key=cond.field, range=models.Range(**cond.bounds()))
 
     return models.Filter(
-        must=[condition(c) for c in filter_.must] or None,  # type: ignore[arg-type]
-        must_not=[condition(c) for c in filter_.must_not] or None,  # type: ignore[arg-type]
+        must=[condition(c) for c in filter_.must] or None,
+        must_not=[condition(c) for c in filter_.must_not] or None,
     )
 
 
@@ -286,7 +286,7 @@ class QdrantServerStore(VectorStore):
             f"delete from {collection}",
             self.client.delete,
             collection,
-            points_selector=models.PointIdsList(points=ids),  # type: ignore[arg-type]
+            points_selector=models.PointIdsList(points=ids),
             wait=True,
         )
 

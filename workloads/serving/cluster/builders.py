@@ -434,7 +434,7 @@ def _logger(request: ServeRequest, env: ServingEnv) -> dict[str, Any]:
 
 
 def _isvc_annotations(request: ServeRequest, env: ServingEnv) -> dict[str, str]:
-    annotations = {DEPLOYMENT_MODE_ANNOTATION: env.mode}
+    annotations: dict[str, str] = {DEPLOYMENT_MODE_ANNOTATION: env.mode}
     if env.mode == "RawDeployment":
         metric = effective_metric(request.scaling, env.mode)
         # KEDA objects are rendered here (validated against the KEDA CRD), so KServe must not
