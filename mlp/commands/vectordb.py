@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from typing import Any
@@ -239,7 +240,7 @@ def restore(
     except ops.SnapshotError as error:
         raise NotFound(str(error)) from None
 
-    plan = [
+    plan: list[dict[str, Any]] = [
         {
             "collection": f.collection,
             "restore_as": restore_as or ops.default_restore_name(f),
@@ -300,7 +301,7 @@ def restore(
                         restore_as=restore_as,
                         alias=snapshot.collection if switch_alias else None,
                         method=chosen,
-                        progress=lambda n, task=task: bar.advance(task, n),
+                        progress=functools.partial(bar.advance, task),
                     )
                     bar.update(task, completed=snapshot.size * moves)
                     results.append(result)

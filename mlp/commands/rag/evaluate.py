@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
+from mlp.common import BadInput, CheckFailed
+
 from .options import (
     AppOptions,
-    BadInput,
-    CheckFailed,
     app_options,
     backend_option,
     chunk_options,

@@ -45,8 +45,8 @@ def collections(backend: str, app_options: AppOptions, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
-    for name, info in data.items():
-        click.echo(f"{name} ({info['location']})")
+    for label, info in data.items():
+        click.echo(f"{label} ({info['location']})")
         for collection, count in info["collections"].items():
             pointed = [a for a, c in info["aliases"].items() if c == collection]
             click.echo(f"  {collection}: {count} points" + (f"  <- {', '.join(pointed)}" if pointed else ""))

@@ -58,7 +58,7 @@ def ask(
     When `mlp rag serve` runs for this project (local target, default alias and embedder), the
     question goes to it: answered warm, and never blocked by an ingest the service is running.
     """
-    from workloads.rag.app import parse_backends
+    from workloads.rag.app import AnswerMode, parse_backends
 
     url = _service_url(app_options) if service and not (llm_url or llm_model) else None
     if url is not None:
@@ -73,7 +73,7 @@ def ask(
     results = []
     with errors(), app_options.open(llm_url=llm_url, llm_model=llm_model) as app:
         filter_ = where.parse()
-        mode = "extractive" if extractive else "auto"
+        mode: AnswerMode = "extractive" if extractive else "auto"
         for name in parse_backends(backend):
             results.append(app.ask(name, question, k=k, filter=filter_, mode=mode))
     if as_json:
@@ -188,8 +188,8 @@ def search(
     if as_json:
         emit_json({"query": query, "results": out})
         return
-    for name, passages in out.items():
-        click.echo(f"== {name}")
+    for label, passages in out.items():
+        click.echo(f"== {label}")
         for p in passages:
             click.echo(f"[{p['rank']}] {p['score']:.3f}  {p['source']} § {p['heading']}")
             click.echo("    " + p["text"][:240].replace("\n", " ") + ("..." if len(p["text"]) > 240 else ""))

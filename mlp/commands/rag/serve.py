@@ -169,7 +169,7 @@ def serve_bench(repeats: int, cold: int, out: Path, app_options: AppOptions) -> 
         ordered = sorted(values)
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
-    report = {
+    report: dict[str, Any] = {
         "benchmark": "rag-serve",
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "questions": len(questions),
