@@ -127,7 +127,11 @@ def test_eks_plan_shows_spot_gpu_node_groups_scaling_from_zero(plans: dict[str, 
 
 def test_cloud_plans_show_their_interruption_handlers(plans: dict[str, StackPlan]) -> None:
     eks = resources(plans["eks"])
-    gpu_groups = [g for g in of_type(eks, "aws:eks/nodeGroup:NodeGroup") if "mlplatform.io/gpu-pool" in g["inputs"]["labels"]]
+    gpu_groups = [
+        g
+        for g in of_type(eks, "aws:eks/nodeGroup:NodeGroup")
+        if "mlplatform.io/gpu-pool" in g["inputs"]["labels"]
+    ]
     assert len(of_type(eks, "aws:sqs/queue:Queue")) == 1
     assert len(of_type(eks, "aws:cloudwatch/eventRule:EventRule")) == 4
     assert len(of_type(eks, "aws:cloudwatch/eventTarget:EventTarget")) == 4
@@ -136,13 +140,20 @@ def test_cloud_plans_show_their_interruption_handlers(plans: dict[str, StackPlan
         "aws-node-termination-handler"
     ) == 1
     aks = resources(plans["aks"])
-    (drain,) = [d for d in of_type(aks, "kubernetes:apps/v1:DaemonSet") if d["inputs"]["metadata"]["name"] == "mlp-spot-drain"]
+    (drain,) = [
+        d
+        for d in of_type(aks, "kubernetes:apps/v1:DaemonSet")
+        if d["inputs"]["metadata"]["name"] == "mlp-spot-drain"
+    ]
     pool_term = drain["inputs"]["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
-    values = pool_term["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"]
+    values = pool_term["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0][
+        "matchExpressions"
+    ][0]["values"]
     spot = [p["name"] for p in plans["aks"].run.exports["gpuPools"] if p["spot"]]  # type: ignore[union-attr]
     assert sorted(values) == sorted(spot)
     assert not of_type(resources(plans["dev"]), "kubernetes:apps/v1:DaemonSet") or all(
-        d["inputs"]["metadata"]["name"] != "mlp-spot-drain" for d in of_type(resources(plans["dev"]), "kubernetes:apps/v1:DaemonSet")
+        d["inputs"]["metadata"]["name"] != "mlp-spot-drain"
+        for d in of_type(resources(plans["dev"]), "kubernetes:apps/v1:DaemonSet")
     )
 
 

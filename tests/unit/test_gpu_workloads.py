@@ -11,7 +11,7 @@ import yaml
 from click.testing import CliRunner
 from kubernetes.client.exceptions import ApiException
 
-from components.clusters.base import AKS_SPOT_TAINT, GPU_TAINT, POOL_LABEL, GpuPoolSpec, gpu_node_labels
+from components.clusters.base import AKS_SPOT_TAINT, GPU_TAINT, POOL_LABEL
 from components.versions import IMAGES
 from mlp.commands.gpu import gpu
 from stacks import outputs as keys
