@@ -45,14 +45,22 @@ def _connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _require(target: Any) -> Callable[[str], Any]:
-    """Look up a stack output; for the local target, fall back to environment variables."""
+    """Look up a stack output; credentials fall back to their environment variables.
+
+    The local target has no outputs at all; an outputs file written by ``mlp plan`` (or shared
+    without ``--show-secrets``) leaves the secret ones out, so the same variables fill them.
+    """
     if target.outputs is not None:
 
         def from_outputs(key: str) -> Any:
             try:
                 return target.outputs.require(key)
             except TargetError as error:
-                raise BadInput(str(error)) from None
+                var = _LOCAL_ENV.get(key)
+                if var and os.environ.get(var):
+                    return os.environ[var]
+                hint = f"; set {var}, or export the outputs with --show-secrets" if var else ""
+                raise BadInput(f"{error}{hint}") from None
 
         return from_outputs
 
