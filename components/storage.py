@@ -37,8 +37,6 @@ ROOT_USER_KEY = "rootUser"
 ROOT_PASSWORD_KEY = "rootPassword"
 """Key of the secret access key in the credentials Secret (the name the MinIO chart expects)."""
 
-DEFAULT_BUCKETS: tuple[str, ...] = ("mlflow", "pipelines", "vectordb-snapshots", "milvus")
-"""Buckets every platform gets: MLflow artifacts, pipeline data, vector DB backups, Milvus data."""
 
 COMMON_LABELS = {"app.kubernetes.io/part-of": "mlplatform", "app.kubernetes.io/managed-by": "pulumi"}
 
@@ -244,7 +242,7 @@ class ObjectStorageArgs:
     namespace: str
     storage_class: str
     storage_size_gi: int = 20
-    buckets: tuple[str, ...] = DEFAULT_BUCKETS
+    buckets: tuple[str, ...] = ()
     versioned_buckets: tuple[str, ...] = ()
     users: tuple[ServiceUser, ...] = ()
     service_monitor: bool = False

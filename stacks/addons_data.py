@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 
 from components.clusters.base import Cluster
-from components.storage import DEFAULT_BUCKETS, ObjectStorage, ObjectStorageArgs, ServiceUser
+from components.storage import ObjectStorage, ObjectStorageArgs, ServiceUser
 from components.vectordb.milvus import Milvus, MilvusArgs, MilvusBackupSettings, MilvusClusterSize
 from components.vectordb.qdrant import Qdrant, QdrantArgs, SnapshotSettings
 from stacks import outputs
@@ -32,13 +32,16 @@ with the ``milvus`` user, so neither user gets the other's bucket)."""
 DATASETS_BUCKET = "datasets"
 """New objects here start a training run (Argo Events)."""
 MLFLOW_BUCKET = "mlflow"
-BUCKETS = (*DEFAULT_BUCKETS, DATASETS_BUCKET)
+MILVUS_BUCKET = "milvus"
+"""Milvus' own object storage (segments, logs)."""
+BUCKETS = (MLFLOW_BUCKET, PLATFORM_BUCKET, SNAPSHOT_BUCKET, MILVUS_BUCKET, DATASETS_BUCKET)
+"""Every bucket the platform creates; the names are spelled here and nowhere else in the program."""
 VERSIONED_BUCKETS = (MLFLOW_BUCKET, PLATFORM_BUCKET, SNAPSHOT_BUCKET)
 """Model artifacts, pipeline data and backups keep every version of an object."""
 SERVICE_USERS = (
     ServiceUser("mlflow", (MLFLOW_BUCKET,)),
     ServiceUser("kfp", (PLATFORM_BUCKET, DATASETS_BUCKET)),  # steps read new datasets (preprocess)
-    ServiceUser("milvus", ("milvus",)),
+    ServiceUser("milvus", (MILVUS_BUCKET,)),
     ServiceUser("snapshots", (SNAPSHOT_BUCKET,)),
     ServiceUser("kserve", (MLFLOW_BUCKET,)),
     ServiceUser("events", (DATASETS_BUCKET,)),
@@ -131,6 +134,7 @@ def add_data_layer(cfg: PlatformConfig, cluster: Cluster) -> dict[str, Any]:
                 namespace=DATA_NAMESPACE,
                 storage_class=cluster.storage_class,
                 s3=storage.users["milvus"].access,
+                bucket=MILVUS_BUCKET,
                 mode=mcfg.mode,
                 storage_size_gi=mcfg.storage_size_gi,
                 service_monitor=cfg.observability.enabled,

@@ -74,8 +74,8 @@ class MilvusBackupSettings:
 
     schedule: str
     target: S3Access
-    bucket: str = "vectordb-snapshots"
-    root_path: str = "milvus/milvus"
+    bucket: str
+    root_path: str
     retention_days: int = 7
 
 

@@ -58,7 +58,7 @@ class SnapshotSettings:
 
     schedule: str
     s3: S3Access
-    bucket: str = "vectordb-snapshots"
+    bucket: str
     prefix: str = ""
     retention_days: int = 7
 

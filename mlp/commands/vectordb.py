@@ -13,6 +13,7 @@ from mlp.commands.vectordb_milvus import milvus_restore
 from mlp.common import BadInput, CheckFailed, Failed, NotFound, emit_json, json_option, target_options
 from stacks import outputs as keys
 from workloads.target import TargetError, resolve_target
+from workloads.vectordb_ops import DEFAULT_SNAPSHOTS_URI
 
 SNAPSHOTS_URI_ENV = "MLP_QDRANT_SNAPSHOTS_URI"
 
@@ -31,7 +32,7 @@ def _connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 envvar=SNAPSHOTS_URI_ENV,
                 default=None,
                 help="Where the snapshot job writes, s3://<bucket>/<prefix> "
-                "[default: s3://vectordb-snapshots/qdrant/qdrant].",
+                f"[default: the stack's qdrantSnapshotsUri, else {DEFAULT_SNAPSHOTS_URI}].",
             ),
             click.option(
                 "--s3-endpoint",
@@ -77,11 +78,13 @@ def _require(target: Any) -> Callable[[str], Any]:
     return from_env
 
 
-def _location(uri: str | None) -> Any:
+def _location(uri: str | None, target: Any) -> Any:
+    """``--snapshots-uri``, else the stack's ``qdrantSnapshotsUri`` output, else the default."""
     from workloads import vectordb_ops as ops
 
+    stack_uri = target.outputs.qdrant_snapshots_uri if target.outputs is not None else None
     try:
-        return ops.SnapshotsLocation.parse(uri or ops.DEFAULT_SNAPSHOTS_URI)
+        return ops.SnapshotsLocation.parse(uri or stack_uri or DEFAULT_SNAPSHOTS_URI)
     except ops.SnapshotError as error:
         raise click.BadParameter(str(error), param_hint="--snapshots-uri") from None
 
@@ -125,7 +128,7 @@ def list_snapshots(
 
     resolved = resolve_target(target, outputs_file)
     require = _require(resolved)
-    location = _location(snapshots_uri)
+    location = _location(snapshots_uri, resolved)
     conn = ops.Connection(
         qdrant_url="",
         qdrant_api_key="",
@@ -237,7 +240,7 @@ def restore(
         raise click.UsageError("--as needs exactly one --collection")
     resolved = resolve_target(target, outputs_file)
     require = _require(resolved)
-    location = _location(snapshots_uri)
+    location = _location(snapshots_uri, resolved)
     conn = ops.connection_from_outputs(
         require, qdrant_url=qdrant_url, qdrant_api_key=api_key, s3_endpoint=s3_endpoint
     )

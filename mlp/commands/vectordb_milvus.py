@@ -13,6 +13,7 @@ import click
 
 from mlp.common import BadInput, CheckFailed, Failed, NotFound, emit_json, json_option, target_options
 from stacks import outputs as keys
+from workloads.milvus_backup_ops import DEFAULT_BACKUPS_URI
 from workloads.target import TargetError, resolve_target
 
 BACKUPS_URI_ENV = "MLP_MILVUS_BACKUPS_URI"
@@ -46,7 +47,7 @@ def _output(target: Any, key: str, env: str, flag: str) -> str:
 @click.option(
     "--backups-uri",
     envvar=BACKUPS_URI_ENV,
-    default="s3://vectordb-snapshots/milvus/milvus",
+    default=DEFAULT_BACKUPS_URI,
     show_default=True,
     help="Where the backup CronJob writes, s3://<bucket>/<root>.",
 )

@@ -286,7 +286,7 @@ def test_two_instances_do_not_clash() -> None:
                 QdrantArgs(
                     namespace="ns",
                     storage_class="sc",
-                    snapshots=SnapshotSettings(schedule="0 3 * * *", s3=storage.access),
+                    snapshots=SnapshotSettings(schedule="0 3 * * *", s3=storage.access, bucket="snapshots"),
                 ),
                 opts,
             )
