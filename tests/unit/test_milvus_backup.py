@@ -294,3 +294,10 @@ def test_tool_restore_writes_the_config_and_runs_the_command(tmp_path: Path) -> 
 
     with pytest.raises(MilvusBackupError, match="exited 2"):
         run_tool_restore(lambda path: ["milvus-backup", "restore", "--config", path], config, runner=failing)
+
+
+def test_the_restore_default_is_where_the_stack_writes_backups() -> None:
+    from workloads.milvus_backup_ops import DEFAULT_BACKUPS_URI
+
+    # The workloads may not import the stack layer, so they keep their own default; it must agree.
+    assert DEFAULT_BACKUPS_URI == f"s3://{data.SNAPSHOT_BUCKET}/{data.MILVUS_BACKUP_ROOT}"
