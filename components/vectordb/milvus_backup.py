@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from components.storage import COMMON_LABELS, ContainerResources, S3Access
-from components.vectordb.snapshot import SecretRef, validate_schedule
+from components.vectordb.snapshot import SecretRef, scheduled_cronjob, validate_schedule
 from components.versions import IMAGES, ImagePin
 
 TOOL = "/app/milvus-backup"
@@ -231,31 +231,8 @@ def _pod_spec(spec: MilvusBackupSpec, command: list[str], restart: str) -> dict[
 def cronjob_manifest(spec: MilvusBackupSpec) -> dict[str, Any]:
     """The ``batch/v1`` CronJob: one run at a time, restricted pod security, bounded resources."""
     labels = _labels(spec)
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": labels},
-        "spec": {
-            "schedule": spec.schedule,
-            "timeZone": "Etc/UTC",
-            "concurrencyPolicy": "Forbid",
-            "startingDeadlineSeconds": 3600,
-            "successfulJobsHistoryLimit": 3,
-            "failedJobsHistoryLimit": 3,
-            "jobTemplate": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "backoffLimit": 2,
-                    "activeDeadlineSeconds": 6 * 3600,
-                    "ttlSecondsAfterFinished": 7 * 24 * 3600,
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": _pod_spec(spec, ["/bin/sh", "-c", BACKUP_SCRIPT], "OnFailure"),
-                    },
-                },
-            },
-        },
-    }
+    pod_spec = _pod_spec(spec, ["/bin/sh", "-c", BACKUP_SCRIPT], "OnFailure")
+    return scheduled_cronjob(spec.name, spec.namespace, spec.schedule, labels, pod_spec)
 
 
 def restore_command(backup: str, suffix: str, *, tool: str = TOOL, config: str | None = None) -> list[str]:

@@ -183,12 +183,23 @@ def cronjob_manifest(spec: SnapshotJobSpec) -> dict[str, Any]:
         "containers": [container],
         "volumes": [{"name": "work", "emptyDir": {"sizeLimit": f"{spec.work_size_gi}Gi"}}],
     }
+    return scheduled_cronjob(spec.name, spec.namespace, spec.schedule, labels, pod_spec)
+
+
+def scheduled_cronjob(
+    name: str, namespace: str, schedule: str, labels: dict[str, str], pod_spec: dict[str, Any]
+) -> dict[str, Any]:
+    """A ``batch/v1`` CronJob with the platform's backup-job policy around ``pod_spec``.
+
+    One run at a time, schedule in UTC, a missed run started within the hour, two retries, a
+    six-hour deadline, finished Jobs kept a week and the last three of each outcome listed.
+    """
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": labels},
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
-            "schedule": spec.schedule,
+            "schedule": schedule,
             "timeZone": "Etc/UTC",
             "concurrencyPolicy": "Forbid",
             "startingDeadlineSeconds": 3600,
