@@ -354,6 +354,19 @@ PLATFORM_NAMESPACES: Final[dict[str, NamespaceSecurityArgs]] = {
         pod_security="privileged",
         allows=(IngressAllow("operator-webhook", ports=(10250,), from_anywhere=True),),
     ),
+    # Kubeflow Pipelines and Katib (upstream bundles create the namespace; its labels are patched).
+    # Argo's executor and KFP's launcher images do not all meet `restricted`: baseline, warned.
+    # The KFP API takes runs from the dataset trigger Job; KFP's cache server and Katib's
+    # admission webhooks are called by the API server.
+    "kubeflow": NamespaceSecurityArgs(
+        "kubeflow",
+        pod_security="baseline",
+        pod_security_warn="restricted",
+        allows=(
+            IngressAllow("pipelines-api", ports=(8888, 8887), from_namespaces=("argo-events",)),
+            IngressAllow("webhooks", ports=(8443,), from_anywhere=True),
+        ),
+    ),
     # GPU system namespaces: device plugin sockets, driver installation, DCGM host access.
     "nvidia-device-plugin": NamespaceSecurityArgs("nvidia-device-plugin", pod_security="privileged"),
     "gpu-operator": NamespaceSecurityArgs("gpu-operator", pod_security="privileged"),
@@ -391,6 +404,32 @@ def namespace_policies(
     args = dataclasses.replace(platform_namespace(namespace), create_namespace=False)
     return NamespaceSecurity(
         f"{name}-security", args, opts=pulumi.ResourceOptions(parent=parent, depends_on=[depends_on])
+    )
+
+
+def label_existing_namespace(
+    name: str, namespace: str, *, parent: pulumi.Resource, depends_on: pulumi.Resource
+) -> pulumi.Resource:
+    """Patch the Pod Security labels of :data:`PLATFORM_NAMESPACES` onto a namespace a bundle created.
+
+    Args:
+        name: Logical name prefix (the calling component's name).
+        namespace: The namespace (its settings come from :data:`PLATFORM_NAMESPACES`).
+        parent: The calling component.
+        depends_on: The resource that creates the namespace.
+
+    Returns:
+        The ``NamespacePatch``.
+
+    """
+    return k8s.core.v1.NamespacePatch(
+        f"{name}-namespace-labels",
+        metadata={
+            "name": namespace,
+            "labels": platform_namespace_labels(namespace),
+            "annotations": {"pulumi.com/patchForce": "true"},
+        },
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[depends_on]),
     )
 
 

@@ -115,7 +115,10 @@ def add_platform_layer(cfg: PlatformConfig, cluster: Cluster, values: dict[str, 
         )
         result[outputs.KFP_ENDPOINT] = kfp.endpoint
     if services.katib.enabled:
-        katib = Katib(KATIB_NAME, KatibArgs(service_monitor=monitor), opts=provider)
+        # Both bundles install into `kubeflow`; its labels and policies are declared once.
+        katib = Katib(
+            KATIB_NAME, KatibArgs(service_monitor=monitor, secure_namespace=kfp is None), opts=provider
+        )
         result[outputs.KATIB_NAMESPACE] = katib.namespace
     if services.events.enabled and kfp is not None:
         trigger_outputs = {**values, **result}

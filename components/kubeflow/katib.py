@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 
 from components.kubeflow.manifests import github_kustomization
 from components.metrics import service_monitor
+from components.security import label_existing_namespace, namespace_policies
 from components.versions import MANIFESTS
 
 REPO: Final = "kubeflow/katib"
@@ -30,11 +31,14 @@ class KatibArgs:
     Attributes:
         ref: Upstream release tag.
         service_monitor: Declare a ServiceMonitor (needs the Prometheus Operator CRDs).
+        secure_namespace: Patch the namespace's Pod Security labels and declare its NetworkPolicies
+            (``components.security``); off when another component installed into it does it.
 
     """
 
     ref: str = MANIFESTS["katib"]
     service_monitor: bool = True
+    secure_namespace: bool = True
 
 
 class Katib(pulumi.ComponentResource):
@@ -54,6 +58,9 @@ class Katib(pulumi.ComponentResource):
         install = k8s.kustomize.v2.Directory(
             f"{name}-install", directory=self.bundle, opts=pulumi.ResourceOptions(parent=self)
         )
+        if args.secure_namespace:
+            label_existing_namespace(name, NAMESPACE, parent=self, depends_on=install)
+            namespace_policies(name, NAMESPACE, parent=self, depends_on=install)
         if args.service_monitor:
             service_monitor(
                 f"{name}-controller-metrics",

@@ -29,6 +29,7 @@ import yaml
 
 from components.kubeflow.manifests import github_kustomization
 from components.metrics import service_monitor
+from components.security import label_existing_namespace, namespace_policies
 from components.tracking import TrackingCredentials, tracking_credentials_secret
 from components.versions import MANIFESTS
 
@@ -61,6 +62,8 @@ class PipelinesArgs:
         tracking: The MLflow user the pipeline steps log and register with (None: no MLflow).
         ref: Upstream release tag.
         service_monitor: Declare a ServiceMonitor (needs the Prometheus Operator CRDs).
+        secure_namespace: Patch the namespace's Pod Security labels and declare its NetworkPolicies
+            (``components.security``); off when another component installed into it does it.
 
     """
 
@@ -72,6 +75,7 @@ class PipelinesArgs:
     tracking: TrackingCredentials | None = None
     ref: str = MANIFESTS["kubeflow-pipelines"]
     service_monitor: bool = True
+    secure_namespace: bool = True
 
 
 def launcher_config(args: PipelinesArgs) -> dict[str, str]:
@@ -131,6 +135,9 @@ class KubeflowPipelines(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster_scoped]),
         )
         after_install = pulumi.ResourceOptions(parent=self, depends_on=[install])
+        if args.secure_namespace:
+            label_existing_namespace(name, NAMESPACE, parent=self, depends_on=install)
+            namespace_policies(name, NAMESPACE, parent=self, depends_on=install)
         secret_data: Any = pulumi.Output.secret(
             pulumi.Output.all(args.access_key_id, args.secret_access_key).apply(
                 lambda pair: {ACCESS_KEY_KEY: pair[0], SECRET_KEY_KEY: pair[1]}

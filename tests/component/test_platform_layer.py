@@ -57,3 +57,24 @@ def test_disabled_services_are_not_declared_and_export_nothing() -> None:
     assert not {outputs.KFP_ENDPOINT, outputs.KATIB_NAMESPACE, outputs.DATASET_WEBHOOK_URL} & set(run.exports)
     [release] = [r for r in run.registrations if r.name == "mlflow-release"]
     assert clean(release.inputs)["values"]["replicaCount"] == 3
+
+
+def test_kubeflow_namespace_gets_pod_security_labels_and_default_deny_once() -> None:
+    """The upstream bundles create `kubeflow`; the platform labels it and fences it, exactly once."""
+    from components.security import platform_namespace_labels
+    from stacks.config import load_stack_file
+    from stacks.plan.harness import run_program
+    from stacks.program import build, export_all
+
+    cfg = load_stack_file("dev")
+    run = run_program(lambda: export_all(build(cfg)), stack="dev")
+    patches = [r for r in run.registrations if r.type == "kubernetes:core/v1:NamespacePatch"]
+    assert [p.inputs["metadata"]["name"] for p in patches] == ["kubeflow"]
+    assert patches[0].inputs["metadata"]["labels"] == platform_namespace_labels("kubeflow")
+    policies = {
+        r.inputs["metadata"]["name"]
+        for r in run.registrations
+        if r.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+        and r.inputs["metadata"]["namespace"] == "kubeflow"
+    }
+    assert {"default-deny-ingress", "allow-pipelines-api", "allow-webhooks"} <= policies
