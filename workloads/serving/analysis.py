@@ -427,16 +427,16 @@ def run_shadow(
     replies = replay(endpoints.predict_url(endpoints.router), rows, labels, requests)
     ids = {r.request_id for r in replies}
     deadline = time.monotonic() + 10
-    while True:  # the mirror is asynchronous and the logs are flushed by a background thread
+    while True:  # the mirror is asynchronous and both logs are flushed by background threads
         shadow_log = {
             x["request_id"]: x for x in read_log(serving.request_log("shadow")) if x["request_id"] in ids
         }
-        if len(shadow_log) >= len(ids) or time.monotonic() > deadline:
+        primary_log = {
+            x["request_id"]: x for x in read_log(serving.request_log("primary")) if x["request_id"] in ids
+        }
+        if min(len(shadow_log), len(primary_log)) >= len(ids) or time.monotonic() > deadline:
             break
         time.sleep(0.3)
-    primary_log = {
-        x["request_id"]: x for x in read_log(serving.request_log("primary")) if x["request_id"] in ids
-    }
     serving.set_traffic(mirror=False)
     joined = [(primary_log[i], shadow_log[i]) for i in ids if i in primary_log and i in shadow_log]
     agree = sum(1 for p, s in joined if p["outputs"] == s["outputs"])
