@@ -422,7 +422,7 @@ def label_existing_namespace(
         The ``NamespacePatch``.
 
     """
-    return k8s.core.v1.NamespacePatch(
+    patch: pulumi.Resource = k8s.core.v1.NamespacePatch(
         f"{name}-namespace-labels",
         metadata={
             "name": namespace,
@@ -431,6 +431,7 @@ def label_existing_namespace(
         },
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[depends_on]),
     )
+    return patch
 
 
 @dataclass(frozen=True)
