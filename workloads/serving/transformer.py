@@ -75,14 +75,19 @@ def labelled(labels: Sequence[int], probabilities: Sequence[float | None] | None
 
 
 def build_model(name: str, predictor_host: str, protocol: str, feature_names: Sequence[str]) -> Any:
-    """The ``kserve.Model`` that pre/post-processes around the predictor at ``predictor_host``."""
+    """The ``kserve.Model`` that pre/post-processes around the predictor at ``predictor_host``.
+
+    A predictor's 4xx (a request it rejects) is answered as a 400, anything else as a 500, so a
+    client's mistake never looks like a server fault. The local path runs the same model.
+    """
+    import httpx
     import kserve
-    from kserve.errors import InvalidInput
+    from kserve.errors import InferenceError, InvalidInput
 
     columns = list(feature_names)
 
-    class ClusterTransformer(kserve.Model):  # type: ignore[misc]
-        """Named feature records in, class names out (see the module docs)."""
+    class FeatureTransformer(kserve.Model):  # type: ignore[misc]
+        """Named feature records in, the predictor's column order out; class names back."""
 
         def __init__(self) -> None:
             super().__init__(name)
@@ -105,15 +110,23 @@ def build_model(name: str, predictor_host: str, protocol: str, feature_names: Se
                 return InferRequest(name, inputs, parameters=body["parameters"])
             return {"instances": rows}
 
+        async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+            try:
+                return await super().predict(payload, headers)
+            except httpx.HTTPStatusError as error:
+                if 400 <= error.response.status_code < 500:
+                    raise InvalidInput(f"predictor rejected the request: {error.response.text}") from None
+                raise InferenceError(f"predictor failed with HTTP {error.response.status_code}") from None
+
         def postprocess(
             self, result: Any, headers: dict[str, str] | None = None, response_headers: Any = None
         ) -> Any:
             if protocol == "v2":
                 return labelled(v2_labels(result))
-            labels = result.get("predictions", [])
-            return labelled(labels, result.get("probabilities"))
+            answer = labelled(result.get("predictions", []), result.get("probabilities"))
+            return {**answer, "model_version": result.get("model_version")}
 
-    return ClusterTransformer()
+    return FeatureTransformer()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,7 +31,6 @@ import numpy as np
 
 from workloads.serving.local import validation
 from workloads.serving.local.reqlog import RequestLogger
-from workloads.serving.transformer import labelled
 
 
 @dataclass
@@ -182,44 +181,9 @@ def _build_kserve_predictor(config: ServerConfig, classifier: Classifier) -> Any
 
 
 def _build_kserve_transformer(config: ServerConfig) -> Any:
-    import httpx
-    import kserve
-    from kserve.errors import InferenceError, InvalidInput
+    from workloads.serving.transformer import build_model
 
-    feature_names = list(config.feature_names)
-
-    class FeatureTransformer(kserve.Model):  # type: ignore[misc]
-        """Named feature records in, the predictor's column order out; class names back."""
-
-        def __init__(self) -> None:
-            super().__init__(config.name)
-            self.ready = True
-
-        def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-            if not isinstance(payload, dict) or "instances" not in payload:
-                raise InvalidInput(
-                    "transformer body must be {'instances': [{feature: value, ...}, ...]} (V1)"
-                )
-            try:
-                return {"instances": validation.named_records(payload["instances"], feature_names)}
-            except validation.RequestError as error:
-                raise InvalidInput(str(error)) from None
-
-        async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-            try:
-                return await super().predict(payload, headers)
-            except httpx.HTTPStatusError as error:
-                if 400 <= error.response.status_code < 500:
-                    raise InvalidInput(f"predictor rejected the request: {error.response.text}") from None
-                raise InferenceError(f"predictor failed with HTTP {error.response.status_code}") from None
-
-        def postprocess(
-            self, result: Any, headers: dict[str, str] | None = None, response_headers: Any = None
-        ) -> Any:
-            answer = labelled(result.get("predictions", []), result.get("probabilities"))
-            return {**answer, "model_version": result.get("model_version")}
-
-    return FeatureTransformer()
+    return build_model(config.name, config.predictor_host, "v1", config.feature_names)
 
 
 def _quiet_logs() -> None:
