@@ -310,16 +310,9 @@ class QdrantServer:
 
     def switch_alias(self, alias: str, collection: str) -> None:
         """Point ``alias`` at ``collection`` in one atomic request."""
-        from qdrant_client.http import models
+        from workloads.rag.stores.qdrant_server import alias_switch_actions
 
-        actions: list[Any] = []
-        if alias in self.aliases():
-            actions.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
-        actions.append(
-            models.CreateAliasOperation(
-                create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)
-            )
-        )
+        actions = alias_switch_actions(alias, collection, replace=alias in self.aliases())
         self._do(f"alias {alias} -> {collection}", self.client.update_collection_aliases, actions)
 
     def recover(self, collection: str, location: str, checksum: str | None = None) -> None:

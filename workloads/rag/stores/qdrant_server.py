@@ -130,6 +130,25 @@ def upload_snapshot(client: QdrantClient, collection: str, path: Path, checksum:
         )
 
 
+def alias_switch_actions(alias: str, collection: str, *, replace: bool) -> list[Any]:
+    """The ``update_collection_aliases`` actions that point ``alias`` at ``collection`` atomically.
+
+    Qdrant applies them in one request: the old binding (when ``replace``) is deleted and the new
+    one created together, so readers never see the alias missing.
+    """
+    from qdrant_client.http import models
+
+    actions: list[Any] = []
+    if replace:
+        actions.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+    actions.append(
+        models.CreateAliasOperation(
+            create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)
+        )
+    )
+    return actions
+
+
 class QdrantServerStore(VectorStore):
     """Vector store on a Qdrant server, through ``qdrant-client``.
 
@@ -244,16 +263,7 @@ class QdrantServerStore(VectorStore):
 
     def set_alias(self, alias: str, collection: str) -> None:
         """Bind ``alias`` to ``collection`` in one atomic request."""
-        from qdrant_client.http import models
-
-        actions: list[Any] = []
-        if alias in self.aliases():
-            actions.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
-        actions.append(
-            models.CreateAliasOperation(
-                create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)
-            )
-        )
+        actions = alias_switch_actions(alias, collection, replace=alias in self.aliases())
         self._do(f"alias {alias} -> {collection}", self.client.update_collection_aliases, actions)
 
     def drop_alias(self, alias: str) -> None:
