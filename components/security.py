@@ -386,6 +386,25 @@ def platform_namespace_labels(namespace: str, extra: Mapping[str, str] | None = 
     return namespace_labels(args.pod_security, {**args.labels, **(extra or {})}, warn=args.pod_security_warn)
 
 
+def webhook_namespace(
+    name: str, namespace: str, ports: Sequence[int], *, parent: pulumi.Resource
+) -> NamespaceSecurity:
+    """A ``restricted`` namespace for an operator whose admission webhooks the API server calls.
+
+    The API server's source address is not a pod, so the webhook ``ports`` are open to any source;
+    everything else keeps the default-deny, same-namespace and monitoring policies.
+    """
+    return NamespaceSecurity(
+        f"{name}-ns",
+        NamespaceSecurityArgs(
+            namespace=namespace,
+            pod_security="restricted",
+            allows=(IngressAllow("webhook", ports=tuple(ports), from_anywhere=True),),
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
 def namespace_policies(
     name: str, namespace: str, *, parent: pulumi.Resource, depends_on: pulumi.Resource
 ) -> NamespaceSecurity:

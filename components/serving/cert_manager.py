@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 
 from components.helm import pinned_release
-from components.security import IngressAllow, NamespaceSecurity, NamespaceSecurityArgs
+from components.security import webhook_namespace
 from components.serving.common import resources, restricted_container, restricted_pod
 from components.versions import CHARTS
 
@@ -78,16 +78,7 @@ class CertManager(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlplatform:serving:CertManager", name, None, opts)
         args = args or CertManagerArgs()
-        ns = NamespaceSecurity(
-            f"{name}-ns",
-            NamespaceSecurityArgs(
-                namespace=args.namespace,
-                pod_security="restricted",
-                # The API server calls the webhook; its source address is not a pod.
-                allows=(IngressAllow("webhook", ports=(WEBHOOK_PORT,), from_anywhere=True),),
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        ns = webhook_namespace(name, args.namespace, (WEBHOOK_PORT,), parent=self)
         self.namespace: pulumi.Output[str] = ns.namespace
         self.release = pinned_release(
             f"{name}-release",

@@ -28,7 +28,7 @@ import pulumi_kubernetes as k8s
 
 from components.helm import pinned_release
 from components.outputs import secret as secret_output
-from components.security import IngressAllow, NamespaceSecurity, NamespaceSecurityArgs
+from components.security import IngressAllow, NamespaceSecurity, NamespaceSecurityArgs, webhook_namespace
 from components.serving.common import instance_labels, resources, restricted_container, restricted_pod
 from components.versions import CHARTS
 
@@ -231,15 +231,7 @@ class Kserve(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KserveArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:serving:Kserve", name, None, opts)
-        ns = NamespaceSecurity(
-            f"{name}-ns",
-            NamespaceSecurityArgs(
-                namespace=args.namespace,
-                pod_security="restricted",
-                allows=(IngressAllow("webhook", ports=(WEBHOOK_PORT,), from_anywhere=True),),
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        ns = webhook_namespace(name, args.namespace, (WEBHOOK_PORT,), parent=self)
         self.namespace: pulumi.Output[str] = ns.namespace
         self.crds = pinned_release(
             f"{name}-crd",
