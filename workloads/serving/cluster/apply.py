@@ -176,6 +176,14 @@ def _require(client: Any, name: str, namespace: str) -> dict[str, Any]:
     return found
 
 
+def _serverless_canary(client: Any, name: str, namespace: str) -> dict[str, Any]:
+    """The InferenceService of a running Serverless canary (``canaryTrafficPercent`` set)."""
+    isvc = _require(client, name, namespace)
+    if isvc["spec"]["predictor"].get("canaryTrafficPercent") is None:
+        raise ApplyError(f"InferenceService {namespace}/{name} has no canary (no canaryTrafficPercent)")
+    return isvc
+
+
 def promote(client: Any, mode: Mode, namespace: str, name: str) -> list[str]:
     """Send all traffic to the canary's model; returns what was done, one line per step.
 
@@ -183,9 +191,7 @@ def promote(client: Any, mode: Mode, namespace: str, name: str) -> list[str]:
         ApplyError: When no canary is running under ``name``.
     """
     if mode == "Serverless":
-        isvc = _require(client, name, namespace)
-        if isvc["spec"]["predictor"].get("canaryTrafficPercent") is None:
-            raise ApplyError(f"InferenceService {namespace}/{name} has no canary (no canaryTrafficPercent)")
+        _serverless_canary(client, name, namespace)
         _patch(
             client,
             KSERVE_API,
@@ -234,10 +240,7 @@ def rollback(client: Any, mode: Mode, namespace: str, name: str) -> list[str]:
         ApplyError: When no canary is running under ``name``.
     """
     if mode == "Serverless":
-        isvc = _require(client, name, namespace)
-        predictor = isvc["spec"]["predictor"]
-        if predictor.get("canaryTrafficPercent") is None:
-            raise ApplyError(f"InferenceService {namespace}/{name} has no canary (no canaryTrafficPercent)")
+        isvc = _serverless_canary(client, name, namespace)
         stable = (isvc["metadata"].get("annotations") or {}).get(STABLE_URI_ANNOTATION)
         patch: dict[str, Any] = {"spec": {"predictor": {"canaryTrafficPercent": 0}}}
         steps = [f"InferenceService {name}: canaryTrafficPercent 0, 100% to the previous revision"]
