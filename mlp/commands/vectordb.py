@@ -280,42 +280,33 @@ def restore(
     chosen: ops.RestoreMethod = "recover" if method == "recover" else "upload"
     results = []
     try:
-        if as_json:
-            for snapshot in files:
-                results.append(
-                    ops.restore_snapshot(
-                        s3,
-                        location.bucket,
-                        snapshot,
-                        qdrant,
-                        restore_as=restore_as,
-                        alias=snapshot.collection if switch_alias else None,
-                        method=chosen,
-                    )
-                )
-        else:
-            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-            with Progress(
-                TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()
-            ) as bar:
-                for snapshot in files:
-                    moves = 1 if method == "recover" else 2  # download, then upload
-                    task = bar.add_task(
-                        f"{snapshot.collection} (node {snapshot.node})", total=snapshot.size * moves
-                    )
-                    result = ops.restore_snapshot(
-                        s3,
-                        location.bucket,
-                        snapshot,
-                        qdrant,
-                        restore_as=restore_as,
-                        alias=snapshot.collection if switch_alias else None,
-                        method=chosen,
-                        progress=functools.partial(bar.advance, task),
-                    )
-                    bar.update(task, completed=snapshot.size * moves)
-                    results.append(result)
+        # --json keeps stdout machine-readable: the progress bars are not drawn then.
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            disable=as_json,
+        ) as bar:
+            for snapshot in files:
+                moves = 1 if method == "recover" else 2  # download, then upload
+                task = bar.add_task(
+                    f"{snapshot.collection} (node {snapshot.node})", total=snapshot.size * moves
+                )
+                result = ops.restore_snapshot(
+                    s3,
+                    location.bucket,
+                    snapshot,
+                    qdrant,
+                    restore_as=restore_as,
+                    alias=snapshot.collection if switch_alias else None,
+                    method=chosen,
+                    progress=functools.partial(bar.advance, task),
+                )
+                bar.update(task, completed=snapshot.size * moves)
+                results.append(result)
     except ops.RestoreVerificationError as error:
         raise CheckFailed(str(error)) from None
     except (ops.SnapshotError, ops.QdrantError) as error:
