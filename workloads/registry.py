@@ -324,6 +324,15 @@ class Lineage:
         return asdict(self)
 
 
+def find_version(client: Any, name: str, alias: str | None, number: str | None) -> Any:
+    """The registry's ModelVersion for ``name@alias`` or ``name/number`` (MlflowException if absent)."""
+    return (
+        client.get_model_version_by_alias(name, alias)
+        if alias
+        else client.get_model_version(name, str(number))
+    )
+
+
 def lineage(ref: str, tracking_uri: str) -> Lineage:
     """Resolve a model reference and collect its lineage from the registry and tracking store.
 
@@ -340,11 +349,7 @@ def lineage(ref: str, tracking_uri: str) -> Lineage:
     name, alias, number = parse_model_ref(ref)
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
-        version = (
-            client.get_model_version_by_alias(name, alias)
-            if alias
-            else client.get_model_version(name, str(number))
-        )
+        version = find_version(client, name, alias, number)
     except MlflowException as error:
         known = [m.name for m in client.search_registered_models(max_results=50)]
         raise RegistryError(

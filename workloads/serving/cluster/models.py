@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from workloads.registry import RegistryError, parse_model_ref
+from workloads.registry import RegistryError, find_version, parse_model_ref
 from workloads.serving.cluster.builders import ModelFormat, ModelSource
 
 _PICKLE_FORMATS = ("pickle", "cloudpickle")
@@ -101,11 +101,7 @@ def resolve(
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
-        version = (
-            client.get_model_version_by_alias(name, alias)
-            if alias
-            else client.get_model_version(name, str(number))
-        )
+        version = find_version(client, name, alias, number)
         uri = client.get_model_version_download_uri(name, str(version.version))
     except MlflowException as error:
         raise RegistryError(f"no model version {arg!r} in {tracking_uri}: {error.message}") from None
