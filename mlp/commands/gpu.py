@@ -108,14 +108,17 @@ def _with_common(func: Any) -> Any:
     return func
 
 
-@gpu.command("render")
-@_with_common
-@click.option(
+_output_option = click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to a file instead of stdout.",
 )
+
+
+@gpu.command("render")
+@_with_common
+@_output_option
 @json_option
 def render_cmd(
     workload: str,
@@ -223,12 +226,7 @@ def _print_logs(client: Any, namespace: str, app: str) -> None:
 
 @gpu.command("drill")
 @stack_option(help="Stack whose interruption path to describe (aks, eks...).")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to a file instead of stdout.",
-)
+@_output_option
 @json_option
 def drill_cmd(stack: str, output: Path | None, as_json: bool) -> None:
     """Describe what happens on a spot interruption for a stack, as Markdown (or --json).
