@@ -28,13 +28,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.helm import pinned_release
-from components.security import (
-    IngressAllow,
-    NamespaceSecurity,
-    NamespaceSecurityArgs,
-    container_security,
-    pod_security,
-)
+from components.security import IngressAllow, container_security, pod_security, service_namespace
 from components.storage import ContainerResources, instance_labels
 from components.tracking import (
     TRACKING_PASSWORD_KEY,
@@ -324,24 +318,15 @@ class DatasetEvents(pulumi.ComponentResource):
         self, name: str, args: DatasetEventsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlplatform:events:DatasetEvents", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         labels = instance_labels("events", name)
         # JetStream and the controller's pods set no seccomp profile: baseline enforced,
         # restricted warned. The EventBus and the sources talk inside the namespace.
-        security = NamespaceSecurity(
-            f"{name}-ns",
-            NamespaceSecurityArgs(
-                namespace=args.namespace,
-                pod_security="baseline",
-                pod_security_warn="restricted",
-                labels=labels,
-                allows=(
-                    IngressAllow(
-                        "dataset-webhook", ports=(WEBHOOK_PORT,), from_namespaces=args.webhook_clients
-                    ),
-                ),
-            ),
-            opts=child,
+        security = service_namespace(
+            name,
+            args.namespace,
+            IngressAllow("dataset-webhook", ports=(WEBHOOK_PORT,), from_namespaces=args.webhook_clients),
+            labels=labels,
+            parent=self,
         )
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[security])
         release = pinned_release(

@@ -405,6 +405,32 @@ def webhook_namespace(
     )
 
 
+def service_namespace(
+    name: str,
+    namespace: str,
+    allow: IngressAllow,
+    *,
+    labels: Mapping[str, str],
+    parent: pulumi.Resource,
+) -> NamespaceSecurity:
+    """A namespace for a service whose third-party pods do not meet ``restricted`` yet.
+
+    ``baseline`` is enforced and ``restricted`` audited and warned about; ``allow`` says who may
+    reach the service beyond the namespace itself and monitoring.
+    """
+    return NamespaceSecurity(
+        f"{name}-ns",
+        NamespaceSecurityArgs(
+            namespace=namespace,
+            pod_security="baseline",
+            pod_security_warn="restricted",
+            labels=labels,
+            allows=(allow,),
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
 def namespace_policies(
     name: str, namespace: str, *, parent: pulumi.Resource, depends_on: pulumi.Resource
 ) -> NamespaceSecurity:

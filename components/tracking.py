@@ -27,13 +27,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.helm import pinned_release
-from components.security import (
-    IngressAllow,
-    NamespaceSecurity,
-    NamespaceSecurityArgs,
-    container_security,
-    pod_security,
-)
+from components.security import IngressAllow, container_security, pod_security, service_namespace
 from components.storage import ContainerResources, instance_labels
 from components.versions import CHARTS, IMAGES, ChartPin, ImagePin
 
@@ -360,20 +354,12 @@ class TrackingServer(pulumi.ComponentResource):
         labels = instance_labels("tracking", name)
         # The chart's pods set no seccomp profile, so `restricted` is warned about, not enforced.
         # Clients reach the server's container port; Postgres stays same-namespace only.
-        security = NamespaceSecurity(
-            f"{name}-ns",
-            NamespaceSecurityArgs(
-                namespace=args.namespace,
-                pod_security="baseline",
-                pod_security_warn="restricted",
-                labels=labels,
-                allows=(
-                    IngressAllow(
-                        "tracking-clients", ports=(MLFLOW_CONTAINER_PORT,), from_namespaces=args.clients
-                    ),
-                ),
-            ),
-            opts=child,
+        security = service_namespace(
+            name,
+            args.namespace,
+            IngressAllow("tracking-clients", ports=(MLFLOW_CONTAINER_PORT,), from_namespaces=args.clients),
+            labels=labels,
+            parent=self,
         )
         namespace = security.namespace
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[security])
