@@ -573,23 +573,12 @@ def weighted_route(
     name: str, backends: Sequence[tuple[str, int]], request: ServeRequest, env: ServingEnv
 ) -> dict[str, Any]:
     """A Gateway API HTTPRoute splitting traffic by weight over predictor Services."""
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": _meta(name, env, _labels(request)),
-        "spec": {
-            "parentRefs": [{"name": env.gateway[1], "namespace": env.gateway[0]}],
-            "hostnames": [_hostname(request.name, env)],
-            "rules": [
-                {
-                    "backendRefs": [
-                        {"name": predictor_service(isvc), "port": 80, "weight": weight}
-                        for isvc, weight in backends
-                    ]
-                }
-            ],
-        },
+    rule = {
+        "backendRefs": [
+            {"name": predictor_service(isvc), "port": 80, "weight": weight} for isvc, weight in backends
+        ]
     }
+    return _http_route(name, rule, request, env)
 
 
 def mirror_route(
@@ -602,6 +591,15 @@ def mirror_route(
     mirror: dict[str, Any] = {"backendRef": {"name": predictor_service(shadow), "port": 80}}
     if request.mirror_percent < 100:
         mirror["percent"] = request.mirror_percent
+    rule = {
+        "filters": [{"type": "RequestMirror", "requestMirror": mirror}],
+        "backendRefs": [{"name": predictor_service(primary), "port": 80}],
+    }
+    return _http_route(name, rule, request, env)
+
+
+def _http_route(name: str, rule: dict[str, Any], request: ServeRequest, env: ServingEnv) -> dict[str, Any]:
+    """A one-rule Gateway API HTTPRoute on the serving gateway, for the service's hostname."""
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",
@@ -609,12 +607,7 @@ def mirror_route(
         "spec": {
             "parentRefs": [{"name": env.gateway[1], "namespace": env.gateway[0]}],
             "hostnames": [_hostname(request.name, env)],
-            "rules": [
-                {
-                    "filters": [{"type": "RequestMirror", "requestMirror": mirror}],
-                    "backendRefs": [{"name": predictor_service(primary), "port": 80}],
-                }
-            ],
+            "rules": [rule],
         },
     }
 
