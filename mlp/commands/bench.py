@@ -32,6 +32,15 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
 }
 """name -> (module, attribute, one-line help)."""
 
+out_dir_option = click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("build/bench"),
+    show_default=True,
+)
+"""``--out``: the directory a benchmark writes its JSON report and plot to (parameter ``out_dir``)."""
+
 
 class _LazyBench(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: D102
@@ -76,13 +85,7 @@ def bench() -> None:
     type=click.Choice(["fp32", "tf32", "bf16", "fp16"]),
     help="Only these dtypes (repeatable).",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("build/bench"),
-    show_default=True,
-)
+@out_dir_option
 @click.option(
     "--device",
     default="cuda",

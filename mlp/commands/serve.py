@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
 
-from mlp.common import BadInput, ExitCode, Failed, NotFound, exit_with
+from mlp.commands.bench import out_dir_option
+from mlp.common import BadInput, ExitCode, Failed, NotFound, exit_with, option_group
 
 DEFAULT_WORK = Path("build") / "serve"
 FAULTS: dict[str, dict[str, Any]] = {
@@ -94,13 +97,12 @@ _work = click.option(
     show_default=True,
     help="Configs, logs, request logs, endpoints.json and reports.",
 )
+_variants = option_group(_primary, _challenger, _fault, _work)
+"""The served variants, the challenger's fault and the work directory of a local topology."""
 
 
 @serve.command("local")
-@_primary
-@_challenger
-@_fault
-@_work
+@_variants
 @click.option(
     "--canary-percent",
     type=click.FloatRange(0, 100),
@@ -186,11 +188,41 @@ def _write(report: dict[str, Any], work_dir: Path, name: str) -> Path:
     return path
 
 
+def _run_pattern(
+    name: str,
+    run: Callable[[Any, Any, Any], dict[str, Any]],
+    work_dir: Path,
+    primary: str,
+    challenger: str,
+    fault: str,
+    **options: Any,
+) -> tuple[dict[str, Any], Path]:
+    """Start a topology, run one serving pattern on the labelled replay, stop it, write the report.
+
+    Args:
+        name: Report name: the report is written to WORK_DIR/<name>.json.
+        run: The pattern, called as ``run(serving, rows, labels)`` while the topology is up.
+        work_dir: The topology's working directory (and the report's).
+        primary: Alias or version of the primary.
+        challenger: Alias or version of the canary/B/shadow.
+        fault: Key of :data:`FAULTS` injected into the challenger.
+        **options: Passed to the topology (e.g. ``transformer=False``).
+
+    Returns:
+        The report and the path it was written to.
+    """
+    rows, labels = _replay()
+    serving = _topology(work_dir, primary, challenger, fault, **options)
+    _start(serving)
+    try:
+        report = run(serving, rows, labels)
+    finally:
+        serving.stop()
+    return report, _write(report, work_dir, name)
+
+
 @serve.command("canary")
-@_primary
-@_challenger
-@_fault
-@_work
+@_variants
 @click.option("--steps", default="10,30,60", show_default=True, help="Canary shares (%%), comma-separated.")
 @click.option(
     "--requests",
@@ -226,11 +258,9 @@ def canary_cmd(
         ) from None
     if not shares or any(not 0 < s <= 100 for s in shares):
         raise click.BadParameter("every step must be within (0, 100]", param_hint="--steps")
-    rows, labels = _replay()
-    serving = _topology(work_dir, primary, challenger, fault)
-    _start(serving)
-    try:
-        report = run_canary(
+    report, path = _run_pattern(
+        "canary",
+        lambda serving, rows, labels: run_canary(
             serving,
             rows,
             labels,
@@ -239,10 +269,12 @@ def canary_cmd(
             on_step=lambda s: click.echo(
                 f"  step {s.canary_percent:g} %: {'pass' if s.passed else 'FAIL'}", err=True
             ),
-        )
-    finally:
-        serving.stop()
-    path = _write(report, work_dir, "canary")
+        ),
+        work_dir,
+        primary,
+        challenger,
+        fault,
+    )
     plot_canary(report, work_dir / "canary.png")
     click.echo(
         json.dumps(report, indent=2, default=str)
@@ -254,32 +286,20 @@ def canary_cmd(
 
 
 @serve.command("ab")
-@_primary
-@_challenger
-@_fault
-@_work
+@_variants
 @click.option("--requests", type=click.IntRange(20), default=400, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report JSON.")
 def ab_cmd(primary: str, challenger: str, fault: str, work_dir: Path, requests: int, as_json: bool) -> None:
     """A/B: 50/50 split, per-variant accuracy and latency with significance tests (WORK_DIR/ab.json)."""
     from workloads.serving.analysis import run_ab
 
-    rows, labels = _replay()
-    serving = _topology(work_dir, primary, challenger, fault, transformer=False)
-    _start(serving)
-    try:
-        report = run_ab(serving, rows, labels, requests)
-    finally:
-        serving.stop()
-    path = _write(report, work_dir, "ab")
+    run = partial(run_ab, requests=requests)
+    report, path = _run_pattern("ab", run, work_dir, primary, challenger, fault, transformer=False)
     click.echo(json.dumps(report, indent=2, default=str) if as_json else f"{report['verdict']} ({path})")
 
 
 @serve.command("shadow")
-@_primary
-@_challenger
-@_fault
-@_work
+@_variants
 @click.option("--requests", type=click.IntRange(10), default=200, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report JSON.")
 def shadow_cmd(
@@ -288,14 +308,8 @@ def shadow_cmd(
     """Shadow: mirror traffic to the challenger; agreement rate and latency (WORK_DIR/shadow.json)."""
     from workloads.serving.analysis import run_shadow
 
-    rows, labels = _replay()
-    serving = _topology(work_dir, primary, challenger, fault, transformer=False)
-    _start(serving)
-    try:
-        report = run_shadow(serving, rows, labels, requests)
-    finally:
-        serving.stop()
-    path = _write(report, work_dir, "shadow")
+    run = partial(run_shadow, requests=requests)
+    report, path = _run_pattern("shadow", run, work_dir, primary, challenger, fault, transformer=False)
     summary = (
         f"agreement {report['agreement_rate']:.1%} over {report['compared']} requests"
         if report["compared"]
@@ -409,13 +423,7 @@ if _cluster is not None:
 @click.option(
     "--model", "model_ref", default="champion", show_default=True, help="Alias or version to serve."
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("build/bench"),
-    show_default=True,
-)
+@out_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report JSON.")
 def bench_inference(
     target: str,
