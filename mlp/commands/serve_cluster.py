@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from mlp.common import bundle
 
 if TYPE_CHECKING:
     from workloads.serving.cluster.builders import Mode, ServeRequest, ServingEnv
@@ -31,24 +34,43 @@ class _Failure(click.ClickException):
         click.echo(f"error: {self.message}", err=True)
 
 
-def _stack_options(func: F) -> F:
-    func = click.option(
-        "--outputs-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Stack outputs saved with `pulumi stack output --json --show-secrets`.",
-    )(func)
-    func = click.option(
+@dataclass(frozen=True)
+class ClusterTarget:
+    """Where a cluster command works, as its options give it (``None``: from the stack's outputs).
+
+    Attributes:
+        stack: ``--target``: the stack whose outputs locate KServe, storage and GPU pools.
+        outputs_file: ``--outputs-file``: saved stack outputs (instead of, or for, the stack).
+        mode: ``--mode``: overrides the stack's kserveDeploymentMode output.
+        namespace: ``--namespace``: namespace of the services.
+        kubeconfig: ``--kubeconfig`` of the commands that reach the cluster.
+    """
+
+    stack: str | None = None
+    outputs_file: Path | None = None
+    mode: str | None = None
+    namespace: str = "mlp-serving"
+    kubeconfig: Path | None = None
+
+
+_stack_options = bundle(
+    "target",
+    ClusterTarget,
+    click.option("--mode", type=MODE_CHOICE, help="Override the stack's kserveDeploymentMode output."),
+    click.option("--namespace", default="mlp-serving", show_default=True, help="Namespace of the services."),
+    click.option(
         "--target",
         "stack",
         help="Stack name (dev, aks, eks...) whose outputs locate KServe, storage, GPU pools.",
-    )(func)
-    func = click.option(
-        "--namespace", default="mlp-serving", show_default=True, help="Namespace of the services."
-    )(func)
-    func = click.option("--mode", type=MODE_CHOICE, help="Override the stack's kserveDeploymentMode output.")(
-        func
-    )
-    return func
+    ),
+    click.option(
+        "--outputs-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Stack outputs saved with `pulumi stack output --json --show-secrets`.",
+    ),
+)
+"""``--mode``, ``--namespace``, ``--target`` and ``--outputs-file``, handed over as ``target: ClusterTarget``
+(with ``--kubeconfig`` where the command also has that option)."""
 
 
 def _kubeconfig_option(func: F) -> F:
@@ -120,11 +142,12 @@ def _render_options(func: F) -> F:
     return func
 
 
-def _outputs(stack: str | None, outputs_file: Path | None, *, deployed: bool) -> StackOutputs:
+def _outputs(target: ClusterTarget, *, deployed: bool) -> StackOutputs:
     """Outputs from a file; else (deploy) the deployed stack, or (render) the stack's offline plan."""
     from mlp.commands.gpu import planned_outputs
     from workloads.target import TargetError, parse_outputs, read_stack_outputs
 
+    stack, outputs_file = target.stack, target.outputs_file
     if outputs_file is None and stack is None:
         raise TargetError("give --target <stack> or --outputs-file FILE")
     plan_file = Path("build") / "plan" / str(stack) / "outputs.json"
@@ -235,22 +258,15 @@ def _request(pattern: str, outputs: StackOutputs, opts: dict[str, Any]) -> Serve
 
 
 def _render(
-    pattern: str,
-    stack: str | None,
-    outputs_file: Path | None,
-    mode: str | None,
-    namespace: str,
-    opts: dict[str, Any],
-    *,
-    deployed: bool,
+    pattern: str, target: ClusterTarget, opts: dict[str, Any], *, deployed: bool
 ) -> tuple[list[dict[str, Any]], StackOutputs, ServeRequest, ServingEnv, Path]:
     from workloads.serving.cluster.builders import render
 
-    outputs = _outputs(stack, outputs_file, deployed=deployed)
-    env = _env(outputs, _mode(outputs, mode), namespace, opts)
+    outputs = _outputs(target, deployed=deployed)
+    env = _env(outputs, _mode(outputs, target.mode), target.namespace, opts)
     request = _request(pattern, outputs, opts)
     objects = render(request, env)
-    label = stack or (outputs_file.stem if outputs_file else "stack")
+    label = target.stack or (target.outputs_file.stem if target.outputs_file else "stack")
     out = opts["out"] or Path("build") / "serve" / label
     path = out / f"{request.name}-{pattern}.yaml"
     from workloads.gpu.manifests import to_yaml
@@ -313,24 +329,14 @@ def _print_summary(
 @_render_options
 @_stack_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def render_cmd(
-    pattern: str,
-    stack: str | None,
-    outputs_file: Path | None,
-    mode: str | None,
-    namespace: str,
-    as_json: bool,
-    **opts: Any,
-) -> None:
+def render_cmd(pattern: str, target: ClusterTarget, as_json: bool, **opts: Any) -> None:
     """Render a serving pattern's manifests to build/serve/<stack>/ (offline).
 
     Stack outputs come from --outputs-file, else build/plan/<stack>/outputs.json, else the stack's
     offline plan. Exit 1 with a message when the pattern cannot work in the stack's mode.
     """
     try:
-        objects, _, request, env, path = _render(
-            pattern, stack, outputs_file, mode, namespace, opts, deployed=False
-        )
+        objects, _, request, env, path = _render(pattern, target, opts, deployed=False)
     except _errors() as exc:
         raise _Failure(str(exc)) from None
     _print_summary(objects, request, env, path, as_json)
@@ -352,15 +358,7 @@ def _client(outputs: StackOutputs | None, kubeconfig: Path | None) -> Any:
 @_render_options
 @_stack_options
 @_kubeconfig_option
-def deploy_cmd(
-    pattern: str,
-    stack: str | None,
-    outputs_file: Path | None,
-    mode: str | None,
-    namespace: str,
-    kubeconfig: Path | None,
-    **opts: Any,
-) -> None:
+def deploy_cmd(pattern: str, target: ClusterTarget, **opts: Any) -> None:
     """Render a serving pattern and apply it to the stack's cluster (server-side apply).
 
     Exit status: 0 when every object was applied; 1 when the cluster cannot be reached or refuses
@@ -369,11 +367,9 @@ def deploy_cmd(
     from workloads.serving.cluster.apply import deploy
 
     try:
-        objects, outputs, request, env, path = _render(
-            pattern, stack, outputs_file, mode, namespace, opts, deployed=True
-        )
+        objects, outputs, request, env, path = _render(pattern, target, opts, deployed=True)
         click.echo(f"rendered {len(objects)} objects -> {path}", err=True)
-        client = _client(outputs, kubeconfig)
+        client = _client(outputs, target.kubeconfig)
         for applied in deploy(objects, client, pattern=pattern, mode=env.mode):
             where = f" in {applied.namespace}" if applied.namespace else ""
             click.echo(f"applied {applied.kind} {applied.name}{where}")
@@ -381,11 +377,9 @@ def deploy_cmd(
         raise _Failure(str(exc)) from None
 
 
-def _cluster(
-    stack: str | None, outputs_file: Path | None, mode: str | None, kubeconfig: Path | None
-) -> tuple[Any, Mode]:
-    outputs = _outputs(stack, outputs_file, deployed=True)
-    return _client(outputs, kubeconfig), _mode(outputs, mode)
+def _cluster(target: ClusterTarget) -> tuple[Any, Mode]:
+    outputs = _outputs(target, deployed=True)
+    return _client(outputs, target.kubeconfig), _mode(outputs, target.mode)
 
 
 @click.command("status")
@@ -393,21 +387,13 @@ def _cluster(
 @_stack_options
 @_kubeconfig_option
 @click.option("--json", "as_json", is_flag=True)
-def status_cmd(
-    name: str,
-    stack: str | None,
-    outputs_file: Path | None,
-    mode: str | None,
-    namespace: str,
-    kubeconfig: Path | None,
-    as_json: bool,
-) -> None:
+def status_cmd(name: str, target: ClusterTarget, as_json: bool) -> None:
     """Readiness, URL, model and traffic split of the services named NAME (and NAME-*)."""
     from workloads.serving.cluster.apply import status
 
     try:
-        client, _ = _cluster(stack, outputs_file, mode, kubeconfig)
-        result = status(client, namespace, name)
+        client, _ = _cluster(target)
+        result = status(client, target.namespace, name)
     except _errors() as exc:
         raise _Failure(str(exc)) from None
     if as_json:
@@ -433,19 +419,12 @@ def _canary_command(action: str) -> click.Command:
     @click.option("--name", required=True, help="Base name of the canary's service.")
     @_stack_options
     @_kubeconfig_option
-    def command(
-        name: str,
-        stack: str | None,
-        outputs_file: Path | None,
-        mode: str | None,
-        namespace: str,
-        kubeconfig: Path | None,
-    ) -> None:
+    def command(name: str, target: ClusterTarget) -> None:
         from workloads.serving.cluster import apply
 
         try:
-            client, resolved = _cluster(stack, outputs_file, mode, kubeconfig)
-            steps = getattr(apply, action)(client, resolved, namespace, name)
+            client, resolved = _cluster(target)
+            steps = getattr(apply, action)(client, resolved, target.namespace, name)
         except _errors() as exc:
             raise _Failure(str(exc)) from None
         for step in steps:
