@@ -153,19 +153,28 @@ def app_options(*options: Callable[[F], F]) -> Callable[[F], F]:
     return bundle("app_options", AppOptions, *options)
 
 
-backend_option = click.option(
-    "--backend",
-    type=click.Choice(["qdrant", "milvus", "all"]),
+def backend_choice(*, default: str, help: str) -> Callable[[F], F]:
+    """``--backend``: ``qdrant``, ``milvus`` or ``all`` (both), read with ``workloads.rag.app.parse_backends``.
+
+    Args:
+        default: The choice when the flag is not given.
+        help: What the choice means to the command.
+    """
+    return click.option(
+        "--backend",
+        type=click.Choice(["qdrant", "milvus", "all"]),
+        default=default,
+        show_default=True,
+        help=help,
+    )
+
+
+backend_option = backend_choice(
     default="all",
-    show_default=True,
     help="Vector database: Qdrant (Edge locally, the stack's server otherwise), Milvus (Lite or server), or both.",
 )
-one_backend_option = click.option(
-    "--backend",
-    type=click.Choice(["qdrant", "milvus", "all"]),
-    default="qdrant",
-    show_default=True,
-    help="Vector database to query (`all` asks each in turn).",
+one_backend_option = backend_choice(
+    default="qdrant", help="Vector database to query (`all` asks each in turn)."
 )
 alias_option = click.option("--alias", default=None, help="Index alias (default: mlp_docs).")
 embedder_option = click.option(

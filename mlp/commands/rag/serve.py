@@ -16,15 +16,11 @@ import click
 
 from mlp.common import BadInput, Failed
 
-from .options import AppOptions, errors, query_options
+from .options import AppOptions, backend_choice, errors, query_options
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-backends_option = click.option(
-    "--backend",
-    type=click.Choice(["qdrant", "milvus", "all"]),
-    default="qdrant",
-    show_default=True,
-    help="Backends served (the first is the default of requests).",
+backends_option = backend_choice(
+    default="qdrant", help="Backends served (the first is the default of requests)."
 )
 
 
