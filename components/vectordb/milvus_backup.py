@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from components.storage import COMMON_LABELS, ContainerResources, S3Access
-from components.vectordb.snapshot import SecretRef, scheduled_cronjob, validate_schedule
+from components.vectordb.snapshot import SecretRef, job_pod_spec, scheduled_cronjob, validate_schedule
 from components.versions import IMAGES, ImagePin
 
 TOOL = "/app/milvus-backup"
@@ -39,7 +39,6 @@ TOOL = "/app/milvus-backup"
 CONFIG_DIR = "/config"
 CONFIG_KEY = "backup.yaml"
 WORK_DIR = "/work"
-RUN_AS_USER = 65532
 BACKUP_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
 """What this project names backups: the tool accepts letters, digits and ``_``."""
 
@@ -199,33 +198,16 @@ def _pod_spec(spec: MilvusBackupSpec, command: list[str], restart: str) -> dict[
         "workingDir": WORK_DIR,
         "env": job_environment(spec),
         "resources": spec.resources.to_k8s(),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "work", "mountPath": WORK_DIR},
         ],
     }
-    return {
-        "restartPolicy": restart,
-        "automountServiceAccountToken": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER,
-            "runAsGroup": RUN_AS_USER,
-            "fsGroup": RUN_AS_USER,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [container],
-        "volumes": [
-            {"name": "config", "configMap": {"name": spec.config_map_name}},
-            {"name": "work", "emptyDir": {"sizeLimit": "1Gi"}},
-        ],
-    }
+    volumes = [
+        {"name": "config", "configMap": {"name": spec.config_map_name}},
+        {"name": "work", "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
+    return job_pod_spec(container, volumes, restart=restart)
 
 
 def cronjob_manifest(spec: MilvusBackupSpec) -> dict[str, Any]:

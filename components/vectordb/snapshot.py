@@ -162,16 +162,43 @@ def cronjob_manifest(spec: SnapshotJobSpec) -> dict[str, Any]:
         "command": job_command(),
         "env": job_environment(spec),
         "resources": spec.resources.to_k8s(),
+        "volumeMounts": [{"name": "work", "mountPath": WORK_DIR}],
+    }
+    pod_spec = job_pod_spec(
+        container,
+        [{"name": "work", "emptyDir": {"sizeLimit": f"{spec.work_size_gi}Gi"}}],
+        restart="OnFailure",
+    )
+    return scheduled_cronjob(spec.name, spec.namespace, spec.schedule, labels, pod_spec)
+
+
+def job_pod_spec(container: dict[str, Any], volumes: list[dict[str, Any]], *, restart: str) -> dict[str, Any]:
+    """The pod spec of a backup job: one hardened container, restricted pod security, no API token.
+
+    The container runs as :data:`RUN_AS_USER` with no privilege escalation, no capabilities and a
+    read-only root filesystem (it writes only to its volumes); the pod gets no service-account
+    token and the ``RuntimeDefault`` seccomp profile.
+
+    Args:
+        container: The container, without ``securityContext`` (this function sets it).
+        volumes: The pod's volumes.
+        restart: The pod's ``restartPolicy`` (``OnFailure`` for schedules, ``Never`` for one-off jobs).
+
+    Returns:
+        A fresh pod spec.
+
+    """
+    hardened = {
+        **container,
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [{"name": "work", "mountPath": WORK_DIR}],
     }
-    pod_spec = {
-        "restartPolicy": "OnFailure",
+    return {
+        "restartPolicy": restart,
         "automountServiceAccountToken": False,
         "securityContext": {
             "runAsNonRoot": True,
@@ -180,10 +207,9 @@ def cronjob_manifest(spec: SnapshotJobSpec) -> dict[str, Any]:
             "fsGroup": RUN_AS_USER,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [container],
-        "volumes": [{"name": "work", "emptyDir": {"sizeLimit": f"{spec.work_size_gi}Gi"}}],
+        "containers": [hardened],
+        "volumes": volumes,
     }
-    return scheduled_cronjob(spec.name, spec.namespace, spec.schedule, labels, pod_spec)
 
 
 def scheduled_cronjob(
