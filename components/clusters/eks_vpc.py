@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -81,25 +82,32 @@ class EksVpc(pulumi.ComponentResource):
             opts=child,
         )
 
+        def zone_subnet(
+            tier: Literal["public", "private"], i: int, cidr: str, route_table: aws.ec2.RouteTable
+        ) -> aws.ec2.Subnet:
+            """Subnet ``<name>-<tier>-<i>`` in zone ``i``, associated with ``route_table``."""
+            public = tier == "public"
+            subnet = aws.ec2.Subnet(
+                f"{name}-{tier}-{i}",
+                vpc_id=vpc.id,
+                cidr_block=cidr,
+                availability_zone=zones.apply(_nth(i)),
+                map_public_ip_on_launch=True if public else None,
+                tags={"Name": f"{name}-{tier}-{i}", **subnet_tags(args.cluster_name, public=public)},
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-{tier}-{i}", subnet_id=subnet.id, route_table_id=route_table.id, opts=child
+            )
+            return subnet
+
         public: list[aws.ec2.Subnet] = []
         private: list[aws.ec2.Subnet] = []
         nats: list[aws.ec2.NatGateway] = []
         for plan in layout:
             i = plan.zone_index
-            zone = zones.apply(_nth(i))
-            subnet = aws.ec2.Subnet(
-                f"{name}-public-{i}",
-                vpc_id=vpc.id,
-                cidr_block=plan.public_cidr,
-                availability_zone=zone,
-                map_public_ip_on_launch=True,
-                tags={"Name": f"{name}-public-{i}", **subnet_tags(args.cluster_name, public=True)},
-                opts=child,
-            )
+            subnet = zone_subnet("public", i, plan.public_cidr, public_rt)
             public.append(subnet)
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-{i}", subnet_id=subnet.id, route_table_id=public_rt.id, opts=child
-            )
             if args.nat_gateways == "per-zone" or i == 0:
                 eip = aws.ec2.Eip(
                     f"{name}-nat-{i}", domain="vpc", tags={"Name": f"{name}-nat-{i}"}, opts=child
@@ -116,16 +124,6 @@ class EksVpc(pulumi.ComponentResource):
 
         for plan in layout:
             i = plan.zone_index
-            zone = zones.apply(_nth(i))
-            subnet = aws.ec2.Subnet(
-                f"{name}-private-{i}",
-                vpc_id=vpc.id,
-                cidr_block=plan.private_cidr,
-                availability_zone=zone,
-                tags={"Name": f"{name}-private-{i}", **subnet_tags(args.cluster_name, public=False)},
-                opts=child,
-            )
-            private.append(subnet)
             nat = nats[i] if args.nat_gateways == "per-zone" else nats[0]
             route_table = aws.ec2.RouteTable(
                 f"{name}-private-{i}",
@@ -134,9 +132,7 @@ class EksVpc(pulumi.ComponentResource):
                 tags={"Name": f"{name}-private-{i}"},
                 opts=child,
             )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-private-{i}", subnet_id=subnet.id, route_table_id=route_table.id, opts=child
-            )
+            private.append(zone_subnet("private", i, plan.private_cidr, route_table))
 
         self.vpc_id = vpc.id
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
