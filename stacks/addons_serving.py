@@ -138,14 +138,10 @@ def _cloud_identity(cfg: PlatformConfig, cluster: Cluster) -> dict[str, pulumi.I
     oidc_issuer = getattr(cluster, "oidc_issuer", None)
     if cfg.target != "eks" or oidc_arn is None or oidc_issuer is None:
         return {}
-    import json
-
     import pulumi_aws as aws
 
-    from components.clusters.iam import irsa_trust_policy
+    from components.clusters.irsa import irsa_trust
 
-    trust = pulumi.Output.all(oidc_arn, oidc_issuer).apply(
-        lambda a: json.dumps(irsa_trust_policy(a[0], a[1], SERVING_NAMESPACE, S3_SERVICE_ACCOUNT))
-    )
+    trust = irsa_trust(oidc_arn, oidc_issuer, SERVING_NAMESPACE, S3_SERVICE_ACCOUNT)
     role = aws.iam.Role("kserve-s3-irsa", assume_role_policy=trust, tags=dict(cfg.tags))
     return {IRSA_ANNOTATION: role.arn}

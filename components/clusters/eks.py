@@ -46,9 +46,9 @@ from components.clusters.iam import (
     EBS_CSI_MANAGED_POLICY,
     NODE_MANAGED_POLICIES,
     assume_role_policy,
-    irsa_trust_policy,
     managed_policy_arn,
 )
+from components.clusters.irsa import IrsaCluster, irsa_trust
 from components.clusters.pools import pool_summary
 
 __all__ = [
@@ -283,10 +283,11 @@ class EksCluster(pulumi.ComponentResource):
         on_aws = pulumi.ResourceOptions(parent=self, provider=aws_provider)
         ebs_role = aws.iam.Role(
             f"{name}-ebs-csi",
-            assume_role_policy=pulumi.Output.all(
-                control_plane.oidc_provider_arn, control_plane.oidc_issuer
-            ).apply(
-                lambda a: json.dumps(irsa_trust_policy(a[0], a[1], "kube-system", EBS_CSI_SERVICE_ACCOUNT))
+            assume_role_policy=irsa_trust(
+                control_plane.oidc_provider_arn,
+                control_plane.oidc_issuer,
+                "kube-system",
+                EBS_CSI_SERVICE_ACCOUNT,
             ),
             opts=on_aws,
         )
@@ -323,29 +324,19 @@ class EksCluster(pulumi.ComponentResource):
             reclaim_policy="Delete",
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[ebs_csi]),
         )
-        ClusterAutoscaler(
-            f"{name}-autoscaler",
-            ClusterAutoscalerArgs(
-                cluster_name=args.cluster_name,
-                region=args.region,
-                oidc_provider_arn=control_plane.oidc_provider_arn,
-                oidc_issuer=control_plane.oidc_issuer,
-            ),
-            opts=pulumi.ResourceOptions(
-                parent=self, providers={"aws": aws_provider, "kubernetes": self.provider}
-            ),
+        cluster = IrsaCluster(
+            cluster_name=args.cluster_name,
+            region=args.region,
+            oidc_provider_arn=control_plane.oidc_provider_arn,
+            oidc_issuer=control_plane.oidc_issuer,
         )
+        on_cluster = pulumi.ResourceOptions(
+            parent=self, providers={"aws": aws_provider, "kubernetes": self.provider}
+        )
+        ClusterAutoscaler(f"{name}-autoscaler", ClusterAutoscalerArgs(cluster=cluster), opts=on_cluster)
         # Spot notices -> SQS -> the termination handler drains the node (adr/0008).
         NodeTerminationHandler(
             f"{name}-nth",
-            NodeTerminationHandlerArgs(
-                cluster_name=args.cluster_name,
-                region=args.region,
-                oidc_provider_arn=control_plane.oidc_provider_arn,
-                oidc_issuer=control_plane.oidc_issuer,
-                asg_names=self.gpu_asg_names,
-            ),
-            opts=pulumi.ResourceOptions(
-                parent=self, providers={"aws": aws_provider, "kubernetes": self.provider}
-            ),
+            NodeTerminationHandlerArgs(cluster=cluster, asg_names=self.gpu_asg_names),
+            opts=on_cluster,
         )

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 
 from components.clusters.eks_spec import (
     AUTOSCALER_NAMESPACE,
     AUTOSCALER_SERVICE_ACCOUNT,
     cluster_autoscaler_values,
 )
-from components.clusters.iam import cluster_autoscaler_policy, irsa_trust_policy
+from components.clusters.iam import cluster_autoscaler_policy
+from components.clusters.irsa import IrsaCluster
 from components.helm import pinned_release
 from components.security import container_security, pod_security
 from components.storage import ContainerResources
@@ -40,18 +40,12 @@ class ClusterAutoscalerArgs:
     """Arguments of ``ClusterAutoscaler``.
 
     Attributes:
-        cluster_name: The EKS cluster.
-        region: AWS region.
-        oidc_provider_arn: ARN of the cluster's IAM OIDC provider.
-        oidc_issuer: OIDC issuer without ``https://``.
+        cluster: The EKS cluster and its OIDC provider.
         chart: The pinned chart.
 
     """
 
-    cluster_name: str
-    region: str
-    oidc_provider_arn: pulumi.Input[str]
-    oidc_issuer: pulumi.Input[str]
+    cluster: IrsaCluster
     chart: ChartPin = field(default_factory=lambda: CHARTS["cluster-autoscaler"])
 
 
@@ -74,16 +68,11 @@ class ClusterAutoscaler(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlplatform:clusters:ClusterAutoscaler", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        trust = pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer).apply(
-            lambda a: json.dumps(
-                irsa_trust_policy(a[0], a[1], AUTOSCALER_NAMESPACE, AUTOSCALER_SERVICE_ACCOUNT)
-            )
-        )
-        role = aws.iam.Role(f"{name}-irsa", assume_role_policy=trust, opts=child)
-        aws.iam.RolePolicy(
+        role = args.cluster.role(
             f"{name}-irsa",
-            role=role.name,
-            policy=json.dumps(cluster_autoscaler_policy(args.cluster_name)),
+            namespace=AUTOSCALER_NAMESPACE,
+            service_account=AUTOSCALER_SERVICE_ACCOUNT,
+            policy=json.dumps(cluster_autoscaler_policy(args.cluster.cluster_name)),
             opts=child,
         )
         release = pinned_release(
@@ -93,7 +82,7 @@ class ClusterAutoscaler(pulumi.ComponentResource):
             namespace=AUTOSCALER_NAMESPACE,
             values={
                 **cluster_autoscaler_values(
-                    cluster_name=args.cluster_name, region=args.region, role_arn=role.arn
+                    cluster_name=args.cluster.cluster_name, region=args.cluster.region, role_arn=role.arn
                 ),
                 **autoscaler_security_values(),
             },

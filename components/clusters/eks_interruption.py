@@ -34,7 +34,7 @@ from components.clusters.eks_interruption_spec import (
     nth_values,
     queue_policy,
 )
-from components.clusters.iam import irsa_trust_policy
+from components.clusters.irsa import IrsaCluster
 from components.helm import pinned_release
 from components.versions import CHARTS, ChartPin
 
@@ -44,19 +44,13 @@ class NodeTerminationHandlerArgs:
     """Arguments of ``NodeTerminationHandler``.
 
     Attributes:
-        cluster_name: The EKS cluster (lifecycle actions are limited to its groups).
-        region: AWS region.
-        oidc_provider_arn: ARN of the cluster's IAM OIDC provider.
-        oidc_issuer: OIDC issuer without ``https://``.
+        cluster: The EKS cluster (lifecycle actions are limited to its groups) and its OIDC provider.
         asg_names: Auto Scaling group name of each GPU node group, by pool name.
         chart: The pinned chart.
 
     """
 
-    cluster_name: str
-    region: str
-    oidc_provider_arn: pulumi.Input[str]
-    oidc_issuer: pulumi.Input[str]
+    cluster: IrsaCluster
     asg_names: Mapping[str, pulumi.Input[str]]
     chart: ChartPin = field(default_factory=lambda: CHARTS["aws-node-termination-handler"])
 
@@ -84,6 +78,7 @@ class NodeTerminationHandler(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlplatform:clusters:NodeTerminationHandler", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        cluster_name = args.cluster.cluster_name
         queue = aws.sqs.Queue(
             f"{name}-queue",
             message_retention_seconds=QUEUE_RETENTION_SECONDS,
@@ -99,7 +94,7 @@ class NodeTerminationHandler(pulumi.ComponentResource):
         for rule in EVENT_RULES:
             event_rule = aws.cloudwatch.EventRule(
                 f"{name}-{rule.key}",
-                description=f"{rule.detail_type} -> {args.cluster_name} interruption queue",
+                description=f"{rule.detail_type} -> {cluster_name} interruption queue",
                 event_pattern=json.dumps(rule.pattern()),
                 opts=child,
             )
@@ -112,7 +107,7 @@ class NodeTerminationHandler(pulumi.ComponentResource):
         for pool, asg_name in sorted(args.asg_names.items()):
             aws.autoscaling.LifecycleHook(
                 f"{name}-{pool}-terminate",
-                name=f"{args.cluster_name}-{pool}-nth-terminate",
+                name=f"{cluster_name}-{pool}-nth-terminate",
                 **lifecycle_hook_args(asg_name),
                 opts=child,
             )
@@ -122,14 +117,11 @@ class NodeTerminationHandler(pulumi.ComponentResource):
                 tag={"key": MANAGED_TAG, "value": "true", "propagate_at_launch": True},
                 opts=child,
             )
-        trust = pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer).apply(
-            lambda a: json.dumps(irsa_trust_policy(a[0], a[1], NTH_NAMESPACE, NTH_SERVICE_ACCOUNT))
-        )
-        role = aws.iam.Role(f"{name}-irsa", assume_role_policy=trust, opts=child)
-        aws.iam.RolePolicy(
+        role = args.cluster.role(
             f"{name}-irsa",
-            role=role.name,
-            policy=queue.arn.apply(lambda arn: json.dumps(handler_policy(arn, args.cluster_name))),
+            namespace=NTH_NAMESPACE,
+            service_account=NTH_SERVICE_ACCOUNT,
+            policy=queue.arn.apply(lambda arn: json.dumps(handler_policy(arn, cluster_name))),
             opts=child,
         )
         release = pinned_release(
@@ -137,7 +129,7 @@ class NodeTerminationHandler(pulumi.ComponentResource):
             args.chart,
             release_name=NTH_RELEASE,
             namespace=NTH_NAMESPACE,
-            values=nth_values(queue_url=queue.url, region=args.region, role_arn=role.arn),
+            values=nth_values(queue_url=queue.url, region=args.cluster.region, role_arn=role.arn),
             opts=child,
         )
         self.queue_url = queue.url
