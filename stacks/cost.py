@@ -81,35 +81,40 @@ def build_report(
 
     """
     from components.gpu.catalog import machine_type
-    from components.gpu.cost import CostReport, PoolCostInput, pool_cost
+    from components.gpu.cost import CostReport, PoolCost, PoolCostInput, pool_cost
     from components.gpu.prices import load_prices
     from stacks.cluster_builders import sharing_from_config
     from stacks.config import load_stack_file
 
     cfg = load_stack_file(stack, root)
-    table = table or load_prices()
-    notes: list[str] = []
-    if cfg.target == "dev":
+    prices = table or load_prices()
+
+    def report(cloud: str, region: str, pools: tuple[PoolCost, ...], notes: tuple[str, ...]) -> CostReport:
+        """The report of ``pools``, with the stack, idle fraction and price table of this call."""
         return CostReport(
             stack=stack,
-            cloud="dev",
-            region="local",
+            cloud=cloud,
+            region=region,
             idle_fraction=idle_fraction,
-            hours_per_month=table.hours_per_month,
-            currency=table.currency,
-            prices_as_of=table.as_of,
-            prices_source=table.source,
-            spot_estimate=table.spot_estimate,
-            pools=(),
-            notes=("a local cluster has no cloud GPU prices",),
+            hours_per_month=prices.hours_per_month,
+            currency=prices.currency,
+            prices_as_of=prices.as_of,
+            prices_source=prices.source,
+            spot_estimate=prices.spot_estimate,
+            pools=pools,
+            notes=notes,
         )
+
+    notes: list[str] = []
+    if cfg.target == "dev":
+        return report("dev", "local", (), ("a local cluster has no cloud GPU prices",))
     region = region_of(cfg)
     by_name = {pool.name: pool for pool in cfg.gpu_pools}
     costs = []
     for name, priced, machines in pool_machines(cfg):
         pool = by_name[name]
         size = machine_type(priced)
-        price = table.price(cfg.target, region, priced)
+        price = prices.price(cfg.target, region, priced)
         sharing = pool.sharing
         shares = shares_per_device(sharing_from_config(sharing))
         if len(machines) > 1:
@@ -134,23 +139,11 @@ def build_report(
                     shares_per_gpu=shares,
                 ),
                 idle_fraction,
-                table.hours_per_month,
+                prices.hours_per_month,
             )
         )
-    if table.spot_estimate:
+    if prices.spot_estimate:
         notes.append(
-            f"spot prices are estimates from the table dated {table.as_of}; use --refresh-spot for live ones"
+            f"spot prices are estimates from the table dated {prices.as_of}; use --refresh-spot for live ones"
         )
-    return CostReport(
-        stack=stack,
-        cloud=cfg.target,
-        region=region,
-        idle_fraction=idle_fraction,
-        hours_per_month=table.hours_per_month,
-        currency=table.currency,
-        prices_as_of=table.as_of,
-        prices_source=table.source,
-        spot_estimate=table.spot_estimate,
-        pools=tuple(costs),
-        notes=tuple(notes),
-    )
+    return report(cfg.target, region, tuple(costs), tuple(notes))
