@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 import pytest
 
 from components.storage import ObjectStorage, ObjectStorageArgs
@@ -18,6 +17,7 @@ from stacks.addons_data import SERVICE_USERS
 from stacks.config import MilvusConfig, PlatformConfig, QdrantConfig, VectorDbConfig
 from stacks.plan.harness import ProgramRun, Registration, clean, run_program
 from stacks.plan.mock_outputs import fake_secret
+from tests.component.fake_cluster import FakeCluster
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,22 +35,11 @@ GENERATED_SECRETS = {
 }
 
 
-class FakeCluster:
-    """A minimal object satisfying the Cluster protocol."""
-
-    def __init__(self) -> None:
-        self.cluster_name = pulumi.Output.from_input("test")
-        self.provider = k8s.Provider("test-k8s", kubeconfig="{}")
-        self.kubeconfig = pulumi.Output.secret("{}")
-        self.gpu_pools: list[Any] = []
-        self.storage_class = STORAGE_CLASS
-
-
 def data_layer_program(cfg: PlatformConfig) -> Callable[[], None]:
     def program() -> None:
         from stacks.addons_data import add_data_layer
 
-        for key, value in add_data_layer(cfg, FakeCluster()).items():
+        for key, value in add_data_layer(cfg, FakeCluster(STORAGE_CLASS)).items():
             pulumi.export(key, value)  # deliberately not wrapped: the layer must return secrets itself
 
     return program

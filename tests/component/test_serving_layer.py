@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 import pytest
 
 from components.versions import CHARTS, MANIFESTS
@@ -14,6 +13,7 @@ from stacks import outputs
 from stacks.config import parse_config
 from stacks.plan import harness
 from stacks.plan.harness import ProgramRun, Registration, clean, is_secret, run_program
+from tests.component.fake_cluster import FakeCluster
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,17 +30,6 @@ class DependencyMonitor(harness.RecordingMonitor):
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         DependencyMonitor.dependencies[request.name] = list(request.dependencies)
         return super().RegisterResource(request)
-
-
-class FakeCluster:
-    """A minimal object satisfying the Cluster protocol."""
-
-    def __init__(self) -> None:
-        self.cluster_name = pulumi.Output.from_input("test")
-        self.provider = k8s.Provider("test-k8s", kubeconfig="{}")
-        self.kubeconfig = pulumi.Output.secret("{}")
-        self.gpu_pools: list[Any] = []
-        self.storage_class = "standard"
 
 
 def layer(serving: dict[str, Any]) -> Callable[[], None]:
