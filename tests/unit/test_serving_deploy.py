@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import socket
 import tempfile
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,6 +20,7 @@ from click.testing import CliRunner
 
 from components.serving.kserve import S3_SERVICE_ACCOUNT
 from mlp.commands.serve_cluster import deploy_cmd, promote_cmd, rollback_cmd, status_cmd
+from tests.http_fakes import read_json_body, reply_json, serving, token_kubeconfig
 
 # (group, version, kind, plural, namespaced)
 KINDS = [
@@ -109,17 +109,11 @@ class FakeApi:
 
         class Handler(BaseHTTPRequestHandler):
             def _send(self, code: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                reply_json(self, code, body)
 
             def _record(self) -> tuple[str, Any]:
                 url = urlparse(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
+                body = read_json_body(self)
                 api.requests.append(
                     {
                         "method": self.command,
@@ -185,24 +179,8 @@ class FakeApi:
 def api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeApi]:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the client's discovery cache
     fake = FakeApi()
-    thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
-    thread.start()
-    yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
-
-
-def kubeconfig(server: str) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "fake", "cluster": {"server": server}}],
-            "users": [{"name": "u", "user": {"token": "test-token"}}],
-            "contexts": [{"name": "c", "context": {"cluster": "fake", "user": "u"}}],
-            "current-context": "c",
-        }
-    )
+    with serving(fake.server):
+        yield fake
 
 
 def outputs_file(tmp_path: Path, server: str, mode: str) -> Path:
@@ -211,7 +189,7 @@ def outputs_file(tmp_path: Path, server: str, mode: str) -> Path:
         json.dumps(
             {
                 "target": "aks",
-                "kubeconfig": kubeconfig(server),
+                "kubeconfig": token_kubeconfig(server),
                 "s3Bucket": "mlplatform",
                 "prometheusUrl": "http://prometheus.monitoring.svc:9090",
                 "kserveDeploymentMode": mode,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.http_fakes import read_json_body, reply_json, serving, token_kubeconfig
 from workloads.gpu import spot_drain
 from workloads.gpu.spot_drain import DocumentError, events_to_act_on, parse_document
 
@@ -114,16 +114,10 @@ class FakeApi:
                 pass
 
             def _reply(self, status: int, body: Any) -> None:
-                data = (body if isinstance(body, str) else json.dumps(body)).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                reply_json(self, status, body)
 
             def _record(self) -> tuple[str, Any]:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
+                body = read_json_body(self)
                 fake.requests.append((self.command, self.path, self.headers.get("Content-Type", ""), body))
                 return self.path, body
 
@@ -158,27 +152,13 @@ class FakeApi:
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[FakeApi]:
     fake = FakeApi()
-    thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
-    thread.start()
-    yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
+    with serving(fake.server):
+        yield fake
 
 
 def kubeconfig(tmp_path: Path, server: str) -> Path:
     path = tmp_path / "kubeconfig"
-    path.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": server}}],
-                "users": [{"name": "u", "user": {"token": "t"}}],
-                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "x",
-            }
-        )
-    )
+    path.write_text(token_kubeconfig(server))
     return path
 
 
