@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
-
 from stacks.plan.validate import Validator
-from tests.conftest import crd_dir
+from tests.unit.test_serving_render import env
 from workloads.serving.cluster import builders as b
 
 STABLE = b.ModelSource("clf", "s3://mlplatform/mlflow/1/models/m-1/artifacts", version="1")
 CANDIDATE = b.ModelSource("clf", "s3://mlplatform/mlflow/1/models/m-2/artifacts", version="2")
-
-
-def env(mode: str) -> b.ServingEnv:
-    return b.ServingEnv(
-        mode=mode,  # type: ignore[arg-type]
-        workload_image="ghcr.io/mlplatform/workloads:0.1.0",
-        prometheus_url="http://prometheus.monitoring.svc:9090",
-        s3_bucket="mlplatform",
-        s3_endpoint="http://minio.storage.svc:9000",
-        url_template="http://{name}.{namespace}.example.com",
-    )
 
 
 def canary(mode: str, **scaling: int) -> list[dict]:
@@ -30,14 +17,6 @@ def canary(mode: str, **scaling: int) -> list[dict]:
     if scaling:
         request = dataclasses.replace(request, scaling=dataclasses.replace(request.scaling, **scaling))
     return b.render(request, env(mode))
-
-
-@pytest.fixture(scope="module")
-def validator() -> Validator:
-    path = crd_dir()
-    if not path.is_dir():
-        pytest.fail(f"official CRDs not found at {path}: set MLP_CRD_DIR")
-    return Validator("1.33", path)
 
 
 def test_raw_deployment_predictors_get_one_valid_budget_each(validator: Validator) -> None:

@@ -13,7 +13,6 @@ from click.testing import CliRunner
 
 from components.serving.kserve import S3_SERVICE_ACCOUNT
 from stacks.plan.validate import Validator
-from tests.conftest import crd_dir
 from workloads.gpu.manifests import GpuPlacement
 from workloads.serving.cluster import builders as b
 from workloads.serving.cluster.log_sink import Batcher, event_record
@@ -62,14 +61,6 @@ def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 CASES = [(p, m) for p in b.PATTERNS for m in b.MODES]
-
-
-@pytest.fixture(scope="module")
-def validator() -> Validator:
-    path = crd_dir()
-    if not path.is_dir():
-        pytest.fail(f"official CRDs not found at {path}: set MLP_CRD_DIR")
-    return Validator("1.33", path)
 
 
 @pytest.mark.slow

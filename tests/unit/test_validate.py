@@ -9,11 +9,6 @@ import pytest
 from stacks.plan.validate import Validator, validate_custom_resource
 
 
-@pytest.fixture(scope="module")
-def validator(crds: Path) -> Validator:
-    return Validator("1.33", crds)
-
-
 def test_builtin_object_is_valid(validator: Validator) -> None:
     result = validator.validate({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml"}})
     assert result.status == "valid"
