@@ -7,7 +7,7 @@ token from a Secret in the same namespace (Prometheus Operator reads it there).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -23,7 +23,7 @@ def service_monitor_spec(
     path: str = "/metrics",
     interval: str = "30s",
     bearer_secret: tuple[str, str] | None = None,
-    scheme: str = "http",
+    scheme: str | None = "http",
     insecure_tls: bool = False,
 ) -> dict[str, Any]:
     """ServiceMonitor spec scraping ``port``/``path`` of the Services matching ``selector``.
@@ -35,11 +35,13 @@ def service_monitor_spec(
         path: Metrics path.
         interval: Scrape interval.
         bearer_secret: ``(secret name, key)`` of a bearer token the endpoint requires.
-        scheme: ``http`` or ``https``.
+        scheme: ``http`` or ``https``; ``None`` leaves it unset (Prometheus Operator then uses ``http``).
         insecure_tls: Skip certificate verification (endpoints with a self-signed certificate).
 
     """
-    endpoint: dict[str, Any] = {"port": port, "path": path, "interval": interval, "scheme": scheme}
+    endpoint: dict[str, Any] = {"port": port, "path": path, "interval": interval}
+    if scheme is not None:
+        endpoint["scheme"] = scheme
     if insecure_tls:
         endpoint["tlsConfig"] = {"insecureSkipVerify": True}
     if bearer_secret is not None:
@@ -54,30 +56,43 @@ def service_monitor_spec(
     }
 
 
+class ScrapeOptions(TypedDict, total=False):
+    """Optional endpoint settings of :func:`service_monitor`, as :func:`service_monitor_spec` takes them."""
+
+    path: str
+    interval: str
+    bearer_secret: tuple[str, str] | None
+    scheme: str | None
+    insecure_tls: bool
+
+
 def service_monitor(
     name: str,
     *,
     namespace: pulumi.Input[str],
     selector: dict[str, str],
     port: str,
-    path: str = "/metrics",
-    interval: str = "30s",
-    bearer_secret: tuple[str, str] | None = None,
-    scheme: str = "http",
-    insecure_tls: bool = False,
     labels: dict[str, str] | None = None,
     opts: pulumi.ResourceOptions,
+    **endpoint: Unpack[ScrapeOptions],
 ) -> k8s.apiextensions.CustomResource:
-    """Declare a ServiceMonitor (see :func:`service_monitor_spec`)."""
+    """Declare a ServiceMonitor named ``name`` in ``namespace``.
+
+    Args:
+        name: Name of the resource and of the ServiceMonitor.
+        namespace: Namespace of the Services (and of the ServiceMonitor).
+        selector: Labels of the Services to scrape.
+        port: Name of the Service port.
+        labels: Labels of the ServiceMonitor.
+        opts: Resource options.
+        **endpoint: Any of :class:`ScrapeOptions`, passed to :func:`service_monitor_spec`.
+
+    Returns:
+        The ``monitoring.coreos.com/v1`` ServiceMonitor custom resource.
+
+    """
     spec = pulumi.Output.from_input(namespace).apply(
-        lambda ns: service_monitor_spec(
-            namespace=ns,
-            selector=selector,
-            port=port,
-            path=path,
-            interval=interval,
-            bearer_secret=bearer_secret,
-        )
+        lambda ns: service_monitor_spec(namespace=ns, selector=selector, port=port, **endpoint)
     )
     return k8s.apiextensions.CustomResource(
         name,
