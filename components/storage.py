@@ -18,6 +18,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.helm import pinned_release
+from components.metrics import service_monitor
 from components.outputs import secret as secret_output
 from components.security import (
     container_security,
@@ -190,17 +191,6 @@ def user_access(fullname: str, user: ServiceUser) -> S3Access:
         access_key_key=USER_ACCESS_KEY,
         secret_key_key=USER_SECRET_KEY,
     )
-
-
-def service_monitor_spec(fullname: str, namespace: str, interval: str = "30s") -> dict[str, Any]:
-    """ServiceMonitor spec for MinIO's cluster metrics (the chart's Service labels)."""
-    return {
-        "selector": {"matchLabels": {"app": "minio", "release": fullname, "monitoring": "true"}},
-        "namespaceSelector": {"matchNames": [namespace]},
-        "endpoints": [
-            {"port": "http", "scheme": "http", "path": "/minio/v2/metrics/cluster", "interval": interval}
-        ],
-    }
 
 
 @dataclass(frozen=True)
@@ -440,12 +430,14 @@ class ObjectStorage(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=user_secrets),
         )
         if args.service_monitor:
-            k8s.apiextensions.CustomResource(
+            # MinIO's cluster metrics, selected by the chart's Service labels.
+            service_monitor(
                 f"{name}-metrics",
-                api_version="monitoring.coreos.com/v1",
-                kind="ServiceMonitor",
-                metadata={"name": f"{name}-metrics", "namespace": self.namespace, "labels": labels},
-                spec=service_monitor_spec(name, args.namespace),
+                namespace=self.namespace,
+                selector={"app": "minio", "release": name, "monitoring": "true"},
+                port="http",
+                path="/minio/v2/metrics/cluster",
+                labels=labels,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
             )
         self.endpoint: pulumi.Output[str] = pulumi.Output.concat(

@@ -27,6 +27,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.helm import pinned_release
+from components.metrics import service_monitor
 from components.security import IngressAllow, container_security, pod_security, service_namespace
 from components.storage import ContainerResources, instance_labels
 from components.versions import CHARTS, IMAGES, ChartPin, ImagePin
@@ -324,15 +325,6 @@ def mlflow_values(
     }
 
 
-def service_monitor_spec(name: str, namespace: str, interval: str = "30s") -> dict[str, Any]:
-    """ServiceMonitor spec for the MLflow server's Prometheus exporter."""
-    return {
-        "selector": {"matchLabels": {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/instance": name}},
-        "namespaceSelector": {"matchNames": [namespace]},
-        "endpoints": [{"port": "http", "path": "/metrics", "interval": interval}],
-    }
-
-
 class TrackingServer(pulumi.ComponentResource):
     """MLflow tracking server and model registry on PostgreSQL, artifacts proxied to MinIO.
 
@@ -436,12 +428,14 @@ class TrackingServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[postgres, admin_secret, s3_secret]),
         )
         if args.service_monitor:
-            k8s.apiextensions.CustomResource(
+            # The MLflow server's Prometheus exporter; scheme left unset (the operator's default, http).
+            service_monitor(
                 f"{name}-metrics",
-                api_version="monitoring.coreos.com/v1",
-                kind="ServiceMonitor",
-                metadata={"name": f"{name}-metrics", "namespace": args.namespace, "labels": labels},
-                spec=service_monitor_spec(name, args.namespace),
+                namespace=args.namespace,
+                selector={"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/instance": name},
+                port="http",
+                scheme=None,
+                labels=labels,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
             )
         self.namespace: pulumi.Output[str] = namespace
