@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+
+from workloads.pipelines import data
 
 RAG_ENV = ("MLP_RAG_EMBEDDER", "MLP_RAG_LLM_URL", "MLP_TARGET", "MLP_OUTPUTS_FILE")
 """Variables that would point an `mlp rag` test at another embedder, a chat endpoint or a stack."""
@@ -36,3 +40,11 @@ def make_rag_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
         return tmp_path
 
     return make
+
+
+@pytest.fixture(scope="module")
+def train_split() -> tuple[Any, np.ndarray, str]:
+    """The pipeline's training split: ``(features, labels, data_hash)``."""
+    prepared = data.prepare()
+    features, labels = data.features_and_target(prepared.train)
+    return features, labels, prepared.data_hash

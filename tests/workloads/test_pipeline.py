@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +13,13 @@ import pytest
 import yaml
 
 from tests.workloads.test_target import full_outputs
+from tests.workloads.training import (
+    checkpoint_epoch,
+    coef,
+    resume_and_reference,
+    start_slow_training,
+    wait_for_epoch,
+)
 from workloads import registry
 from workloads import target as t
 from workloads.pipelines import data, model, steps
@@ -82,17 +85,6 @@ def test_split_is_stratified_and_reproducible() -> None:
 # Training and checkpoints
 
 
-@pytest.fixture(scope="module")
-def train_split() -> tuple[Any, np.ndarray, str]:
-    prepared = data.prepare()
-    features, labels = data.features_and_target(prepared.train)
-    return features, labels, prepared.data_hash
-
-
-def _coef(result: model.TrainResult) -> np.ndarray:
-    return result.model.named_steps["classifier"].coef_.copy()
-
-
 def test_resume_after_crash_matches_uninterrupted_run(tmp_path: Path, train_split: Any) -> None:
     features, labels, data_hash = train_split
     params = model.TrainParams(epochs=20, checkpoint_every=5)
@@ -111,13 +103,13 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path: Path, train_spli
     resumed = model.train(features, labels, params, store=store, key=key)
     uninterrupted = model.train(features, labels, params)
     assert resumed.resumed_from == 10 and resumed.epochs_run == 10
-    np.testing.assert_array_equal(_coef(resumed), _coef(uninterrupted))
+    np.testing.assert_array_equal(coef(resumed), coef(uninterrupted))
     assert resumed.history == uninterrupted.history and len(resumed.history) == 20
 
     # A finished run's checkpoint makes a retry a no-op with the same model.
     again = model.train(features, labels, params, store=store, key=key)
     assert again.resumed_from == 20 and again.epochs_run == 0
-    np.testing.assert_array_equal(_coef(again), _coef(uninterrupted))
+    np.testing.assert_array_equal(coef(again), coef(uninterrupted))
 
 
 def test_checkpoint_of_other_inputs_is_ignored(tmp_path: Path, train_split: Any) -> None:
@@ -168,32 +160,16 @@ def test_hyperparameters_are_checked() -> None:
 def test_killed_training_process_resumes_from_checkpoint(tmp_path: Path) -> None:
     """SIGKILL the train step mid-run (a spot node going away), start it again, compare."""
     ckpt = tmp_path / "ckpt"
-    args = [sys.executable, "-m", "workloads.pipelines.train_cli", "--epochs=40", "--checkpoint-every=5"]
-    env = {**os.environ, model.EPOCH_DELAY_ENV: "0.1"}
-    proc = subprocess.Popen([*args, f"--checkpoint-root={ckpt}"], stdout=subprocess.PIPE, text=True, env=env)
-    assert proc.stdout is not None
-    seen = 0
-    deadline = time.monotonic() + 120
-    for line in proc.stdout:
-        if line.startswith("epoch="):
-            seen = int(line.split()[0].split("=")[1])
-        if seen >= 17 or time.monotonic() > deadline:
-            break
+    proc = start_slow_training(ckpt)
+    seen = wait_for_epoch(proc, 17)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     assert 17 <= seen < 40, "the process must die mid-run"
-    [checkpoint] = list(ckpt.glob("*/latest.ckpt"))
-    saved_epoch = pickle.loads(checkpoint.read_bytes())["epoch"]
+    saved_epoch = checkpoint_epoch(ckpt)
     assert saved_epoch >= 15 and saved_epoch % 5 == 0
 
-    resumed_json, reference_json = tmp_path / "resumed.json", tmp_path / "reference.json"
-    subprocess.run(
-        [*args, f"--checkpoint-root={ckpt}", f"--json-out={resumed_json}"], check=True, timeout=120
-    )
-    subprocess.run([*args, f"--json-out={reference_json}"], check=True, timeout=120)
-    resumed = json.loads(resumed_json.read_text())
-    reference = json.loads(reference_json.read_text())
+    resumed, reference = resume_and_reference(ckpt, tmp_path)
     assert resumed["resumed_from"] == saved_epoch
     assert resumed["epochs_run"] == 40 - saved_epoch
     assert reference["resumed_from"] == 0

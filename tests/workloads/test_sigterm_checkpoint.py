@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -15,25 +14,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from workloads.pipelines import data, interrupt, model
+from tests.workloads.training import (
+    checkpoint_epoch,
+    coef,
+    resume_and_reference,
+    start_slow_training,
+    wait_for_epoch,
+)
+from workloads.pipelines import interrupt, model
 
 DRIVER = Path(__file__).with_name("kfp_train_driver.py")
-
-
-@pytest.fixture(scope="module")
-def train_split() -> tuple[Any, np.ndarray, str]:
-    prepared = data.prepare()
-    features, labels = data.features_and_target(prepared.train)
-    return features, labels, prepared.data_hash
-
-
-def _coef(result: model.TrainResult) -> np.ndarray:
-    return result.model.named_steps["classifier"].coef_.copy()
-
-
-def _checkpoint_epoch(root: Path) -> int:
-    [checkpoint] = list(root.glob("*/latest.ckpt"))
-    return int(pickle.loads(checkpoint.read_bytes())["epoch"])
 
 
 def test_stop_checkpoints_the_current_epoch_and_resume_is_identical(tmp_path: Path, train_split: Any) -> None:
@@ -51,12 +41,12 @@ def test_stop_checkpoints_the_current_epoch_and_resume_is_identical(tmp_path: Pa
         model.train(features, labels, params, store=store, key=key, on_epoch=notice_during_13, stop=stop)
     assert stopped.value.epoch == 13 and stopped.value.checkpointed
     # Epoch 13 is saved, not the periodic checkpoint of epoch 10.
-    assert _checkpoint_epoch(tmp_path) == 13
+    assert checkpoint_epoch(tmp_path) == 13
 
     resumed = model.train(features, labels, params, store=store, key=key)
     uninterrupted = model.train(features, labels, params)
     assert resumed.resumed_from == 13 and resumed.epochs_run == 7
-    np.testing.assert_array_equal(_coef(resumed), _coef(uninterrupted))
+    np.testing.assert_array_equal(coef(resumed), coef(uninterrupted))
     assert resumed.history == uninterrupted.history
 
 
@@ -79,27 +69,13 @@ def test_sigterm_handler_sets_the_flag_and_is_restored() -> None:
     assert interrupt.EXIT_ON_SIGTERM == 143
 
 
-def _wait_for_epoch(proc: subprocess.Popen[str], at_least: int, timeout_s: float = 120) -> int:
-    assert proc.stdout is not None
-    seen = 0
-    deadline = time.monotonic() + timeout_s
-    for line in proc.stdout:
-        if line.startswith("epoch="):
-            seen = int(line.split()[0].split("=")[1])
-        if seen >= at_least or time.monotonic() > deadline:
-            break
-    return seen
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_sigterm_mid_run_checkpoints_exits_143_and_resumes_identically(tmp_path: Path) -> None:
     """SIGTERM the train process (a drained spot node), check the checkpoint, resume, compare."""
     ckpt = tmp_path / "ckpt"
-    args = [sys.executable, "-m", "workloads.pipelines.train_cli", "--epochs=40", "--checkpoint-every=5"]
-    env = {**os.environ, model.EPOCH_DELAY_ENV: "0.1"}
-    proc = subprocess.Popen([*args, f"--checkpoint-root={ckpt}"], stdout=subprocess.PIPE, text=True, env=env)
-    seen = _wait_for_epoch(proc, 17)
+    proc = start_slow_training(ckpt)
+    seen = wait_for_epoch(proc, 17)
     os.kill(proc.pid, signal.SIGTERM)
     rest, _ = proc.communicate(timeout=30)
     assert proc.returncode == interrupt.EXIT_ON_SIGTERM
@@ -108,17 +84,11 @@ def test_sigterm_mid_run_checkpoints_exits_143_and_resumes_identically(tmp_path:
         [seen, *(int(x.split()[0].split("=")[1]) for x in rest.splitlines() if x.startswith("epoch="))]
     )
     # The checkpoint holds the last finished epoch (at most one more after the signal), not epoch 15.
-    saved_epoch = _checkpoint_epoch(ckpt)
+    saved_epoch = checkpoint_epoch(ckpt)
     assert saved_epoch == last and seen <= saved_epoch <= seen + 1
     assert f"stopped on SIGTERM after epoch {saved_epoch}" in rest
 
-    resumed_json, reference_json = tmp_path / "resumed.json", tmp_path / "reference.json"
-    subprocess.run(
-        [*args, f"--checkpoint-root={ckpt}", f"--json-out={resumed_json}"], check=True, timeout=120
-    )
-    subprocess.run([*args, f"--json-out={reference_json}"], check=True, timeout=120)
-    resumed = json.loads(resumed_json.read_text())
-    reference = json.loads(reference_json.read_text())
+    resumed, reference = resume_and_reference(ckpt, tmp_path)
     assert resumed["resumed_from"] == saved_epoch and resumed["epochs_run"] == 40 - saved_epoch
     assert resumed["coef"] == reference["coef"] and resumed["intercept"] == reference["intercept"]
     assert resumed["history"] == reference["history"] and resumed["metrics"] == reference["metrics"]
@@ -180,7 +150,7 @@ def test_sigterm_on_the_real_pipeline_step_resumes_to_the_identical_model(tmp_pa
     step = None
     while time.monotonic() < deadline and proc.poll() is None:
         step = step or _train_step_pid(proc.pid)
-        if step is not None and list(ckpt.glob("*/latest.ckpt")) and _checkpoint_epoch(ckpt) >= 5:
+        if step is not None and list(ckpt.glob("*/latest.ckpt")) and checkpoint_epoch(ckpt) >= 5:
             break
         time.sleep(0.05)
     assert step is not None, "the train step never started"
@@ -188,7 +158,7 @@ def test_sigterm_on_the_real_pipeline_step_resumes_to_the_identical_model(tmp_pa
     log, _ = proc.communicate(timeout=60)
     first = json.loads((tmp_path / "first.json").read_text())
     assert first["failed"], f"the step must fail after SIGTERM: {first}"
-    saved_epoch = _checkpoint_epoch(ckpt)
+    saved_epoch = checkpoint_epoch(ckpt)
     assert f"train: stopped on SIGTERM after epoch {saved_epoch} (checkpoint written)" in log
     assert 5 <= saved_epoch < 40
 
