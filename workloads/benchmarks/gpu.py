@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from workloads.figures import save_figure
+
 DTYPES: Final = ("fp32", "tf32", "bf16", "fp16")
 DEFAULT_OUT: Final = Path("build/bench")
 
@@ -289,11 +291,7 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     ax2.set_ylabel("GB/s")
     ax2.set_title("device copy")
     fig.suptitle(result["gpu"]["name"])
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_results(result: dict[str, Any], out_dir: Path = DEFAULT_OUT) -> dict[str, Path]:

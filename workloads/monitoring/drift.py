@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workloads.figures import save_figure
+
 DEFAULT_PSI_THRESHOLD = 0.2
 DEFAULT_ALPHA = 0.01
 BINS = 10
@@ -277,8 +279,4 @@ def plot(report: DriftReport, path: Path) -> Path:
     ax.set_ylabel("PSI")
     ax.set_title(f"drift: {len(report.drifted)} of {len(names)} features flagged", fontsize=9)
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

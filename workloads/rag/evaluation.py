@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from workloads.figures import save_figure
 from workloads.rag.retrieval import Passage
 from workloads.rag.sources import first_heading
 
@@ -245,8 +246,4 @@ def plot(report: dict[str, Any], path: Path) -> Path:
     ax.set_ylim(0, 1.05)
     ax.set_title(f"RAG retrieval on {report['questions']} labelled questions ({report['embedder']})")
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

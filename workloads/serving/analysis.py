@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from workloads.figures import save_figure
 from workloads.serving.local.reqlog import read_log
 from workloads.serving.local.stack import LocalServing, set_alias
 
@@ -494,11 +495,7 @@ def plot_canary(report: dict[str, Any], path: Path) -> Path:
         f"canary v{report['canary_version']} vs v{report['primary_version']}: {report['decision']} ({report['reason']})",
         fontsize=9,
     )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def labelled_replay(test_size: float = 0.2, seed: int = 42) -> tuple[np.ndarray, np.ndarray, list[str]]:
