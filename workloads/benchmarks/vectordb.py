@@ -38,6 +38,8 @@ from typing import Any
 import click
 import numpy as np
 
+from workloads.figures import save_figure
+
 LOCAL_ENGINES = ("hnswlib", "faiss-hnsw", "qdrant-edge", "qdrant-edge-int8", "milvus-lite")
 SERVER_ENGINES = ("qdrant-server", "milvus-server")
 EF_SWEEP = (16, 32, 64, 128, 256)
@@ -196,7 +198,30 @@ def _points(base: np.ndarray, labels: np.ndarray, start: int, stop: int) -> list
     return [Point(point_id(i), base[i], {"kind": f"t{labels[i]}", "position": i}) for i in range(start, stop)]
 
 
-class QdrantEdge(Engine):
+class StoreEngine(Engine):
+    """An engine the project's store layer serves too: one direct call answers both measured searches."""
+
+    def _direct(self, query: np.ndarray, ef: int | None, allowed: int | None) -> list[int]:
+        """The engine's own search call; ``ef`` None: the parameters the store layer uses."""
+        raise NotImplementedError
+
+    def search(self, query: np.ndarray, ef: int, allowed: int | None) -> list[int]:
+        """See :class:`Engine`."""
+        return self._direct(query, ef, allowed)
+
+    def store_search(self, query: np.ndarray, allowed: int | None) -> list[int]:
+        """See :class:`Engine`."""
+        return [
+            index_of(h.id)
+            for h in self.store.search(self.collection, query, limit=K, filter=_kind_filter(allowed))
+        ]
+
+    def direct_default(self, query: np.ndarray, allowed: int | None) -> list[int]:
+        """See :class:`Engine`."""
+        return self._direct(query, None, allowed)
+
+
+class QdrantEdge(StoreEngine):
     """Qdrant Edge through the project's store (float) or directly with int8 quantisation."""
 
     name = "qdrant-edge"
@@ -228,7 +253,8 @@ class QdrantEdge(Engine):
         self.store.finalize(self.collection)
         self.shard = self.store._shard(self.collection)  # noqa: SLF001
 
-    def _query(self, query: np.ndarray, ef: int | None, allowed: int | None) -> list[int]:
+    def _direct(self, query: np.ndarray, ef: int | None, allowed: int | None) -> list[int]:
+        """See :class:`StoreEngine`."""
         from workloads.rag.stores.qdrant_edge import edge_filter
 
         qe = self.qe
@@ -244,21 +270,6 @@ class QdrantEdge(Engine):
         )
         return [index_of(str(p.id)) for p in self.shard.query(request)]
 
-    def search(self, query: np.ndarray, ef: int, allowed: int | None) -> list[int]:
-        """See :class:`Engine`."""
-        return self._query(query, ef, allowed)
-
-    def store_search(self, query: np.ndarray, allowed: int | None) -> list[int]:
-        """See :class:`Engine`."""
-        return [
-            index_of(h.id)
-            for h in self.store.search(self.collection, query, limit=K, filter=_kind_filter(allowed))
-        ]
-
-    def direct_default(self, query: np.ndarray, allowed: int | None) -> list[int]:
-        """See :class:`Engine`."""
-        return self._query(query, None, allowed)
-
 
 class QdrantEdgeInt8(QdrantEdge):
     """Qdrant Edge with int8 scalar quantisation, rescored with the float vectors (oversampling 2)."""
@@ -271,7 +282,7 @@ class QdrantEdgeInt8(QdrantEdge):
         raise NotImplementedError  # the store layer creates float collections
 
 
-class Milvus(Engine):
+class Milvus(StoreEngine):
     """Milvus Lite (``uri`` a ``.db`` path) or a Milvus server, through the project's store."""
 
     name = "milvus-lite"
@@ -294,9 +305,12 @@ class Milvus(Engine):
         self.store.finalize(self.collection)
         self.store.count(self.collection)  # loads the collection
 
-    def _direct(self, query: np.ndarray, ef: int, allowed: int | None) -> list[int]:
+    def _direct(self, query: np.ndarray, ef: int | None, allowed: int | None) -> list[int]:
+        """See :class:`StoreEngine` (the store layer searches with ``hnsw_ef``)."""
         from workloads.rag.stores.milvus import milvus_expr
 
+        if ef is None:
+            ef = self.store.hnsw_ef
         result = self.store._client.search(  # noqa: SLF001 - the engine's own call
             self.collection,
             data=[query.tolist()],
@@ -307,27 +321,12 @@ class Milvus(Engine):
         )
         return [index_of(str(hit["id"])) for hit in result[0]]
 
-    def search(self, query: np.ndarray, ef: int, allowed: int | None) -> list[int]:
-        """See :class:`Engine`."""
-        return self._direct(query, ef, allowed)
-
-    def store_search(self, query: np.ndarray, allowed: int | None) -> list[int]:
-        """See :class:`Engine`."""
-        return [
-            index_of(h.id)
-            for h in self.store.search(self.collection, query, limit=K, filter=_kind_filter(allowed))
-        ]
-
-    def direct_default(self, query: np.ndarray, allowed: int | None) -> list[int]:
-        """See :class:`Engine`."""
-        return self._direct(query, self.store.hnsw_ef, allowed)
-
     def disk(self, workdir: Path) -> int:
         """See :class:`Engine`."""
         return disk_bytes(workdir) if self.uri is None or self.uri.endswith(".db") else 0
 
 
-class QdrantServer(Engine):
+class QdrantServer(StoreEngine):
     """A stack's Qdrant server through the project's store (qdrant-client)."""
 
     name = "qdrant-server"
@@ -347,6 +346,7 @@ class QdrantServer(Engine):
             self.store.upsert(self.collection, _points(base, labels, start, min(start + 512, len(base))))
 
     def _direct(self, query: np.ndarray, ef: int | None, allowed: int | None) -> list[int]:
+        """See :class:`StoreEngine`."""
         from qdrant_client.http import models
 
         from workloads.rag.stores.qdrant_server import qdrant_filter
@@ -360,21 +360,6 @@ class QdrantServer(Engine):
             with_payload=True,
         )
         return [index_of(str(p.id)) for p in result.points]
-
-    def search(self, query: np.ndarray, ef: int, allowed: int | None) -> list[int]:
-        """See :class:`Engine`."""
-        return self._direct(query, ef, allowed)
-
-    def store_search(self, query: np.ndarray, allowed: int | None) -> list[int]:
-        """See :class:`Engine`."""
-        return [
-            index_of(h.id)
-            for h in self.store.search(self.collection, query, limit=K, filter=_kind_filter(allowed))
-        ]
-
-    def direct_default(self, query: np.ndarray, allowed: int | None) -> list[int]:
-        """See :class:`Engine`."""
-        return self._direct(query, None, allowed)
 
     def disk(self, workdir: Path) -> int:
         """See :class:`Engine`."""
@@ -585,9 +570,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     axes[2].bar(names, [e["disk_bytes"] / 2**20 for e in engines], alpha=0.6, label="disk (MiB)")
     axes[2].legend()
     axes[2].tick_params(axis="x", rotation=30)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def table(report: dict[str, Any]) -> str:
