@@ -27,15 +27,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from workloads.figures import save_figure
 from workloads.serving.local import config_render
 from workloads.serving.local.server import ServerConfig
 from workloads.serving.local.stack import ProcessGroup, free_port, require_binary, worker_user
 
+if TYPE_CHECKING:
+    import aiohttp
+
 TARGETS = {"kserve_vs_bare_at_32": 0.8, "nginx_cost": 0.10, "logging_cost": 0.10, "p99_ms_at_8": 50.0}
+_JSON_HEADERS = {"content-type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -86,24 +91,30 @@ def _bodies(names: list[str], model: str) -> dict[str, bytes]:
     return {"v1": v1, "v2": v2, "named": named}
 
 
+async def _post(session: aiohttp.ClientSession, url: str, body: bytes) -> bool:
+    """POST one JSON request and read the whole answer; False on a non-200 status or a client error."""
+    import aiohttp
+
+    try:
+        async with session.post(url, data=body, headers=_JSON_HEADERS) as response:
+            await response.read()
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
 async def _closed(url: str, body: bytes, concurrency: int, duration: float) -> dict[str, Any]:
     import aiohttp
 
     latencies: list[float] = []
     errors = 0
     stop_at = time.perf_counter() + duration
-    headers = {"content-type": "application/json"}
 
     async def worker(session: aiohttp.ClientSession) -> None:
         nonlocal errors
         while time.perf_counter() < stop_at:
             t0 = time.perf_counter()
-            try:
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    if response.status != 200:
-                        errors += 1
-            except aiohttp.ClientError:
+            if not await _post(session, url, body):
                 errors += 1
             latencies.append(time.perf_counter() - t0)
 
@@ -122,16 +133,10 @@ async def _open(
 
     latencies: list[float] = []
     errors = 0
-    headers = {"content-type": "application/json"}
 
     async def one(session: aiohttp.ClientSession, intended: float) -> None:
         nonlocal errors
-        try:
-            async with session.post(url, data=body, headers=headers) as response:
-                await response.read()
-                if response.status != 200:
-                    errors += 1
-        except aiohttp.ClientError:
+        if not await _post(session, url, body):
             errors += 1
         latencies.append(time.perf_counter() - intended)  # from the intended send time
 
@@ -369,8 +374,4 @@ def plot(report: dict[str, Any], path: Path) -> Path:
         f" logging cost {r['logging_cost']:.0%}, p99 at 8: {r['p99_ms_at_8']} ms",
         fontsize=9,
     )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
