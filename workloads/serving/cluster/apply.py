@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from workloads.gpu.apply import Applied, ApplyError, apply_objects
 from workloads.serving.cluster.builders import (
@@ -31,6 +31,8 @@ from workloads.serving.cluster.builders import (
 )
 
 _MERGE = "application/merge-patch+json"
+_ABSENT = object()
+"""What :func:`_on_existing` returns for an object that does not exist."""
 
 
 class _NotServed(LookupError):
@@ -46,17 +48,32 @@ def _resource(client: Any, api_version: str, kind: str) -> Any:
         raise _NotServed(f"the cluster serves no {api_version} {kind} (is its CRD installed?)") from None
 
 
-def _get(client: Any, api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+def _on_existing(
+    client: Any, verb: Literal["get", "delete"], api_version: str, kind: str, name: str, namespace: str
+) -> Any:
+    """``client.get`` or ``client.delete`` of one object; :data:`_ABSENT` when it does not exist.
+
+    An object of a kind the cluster does not serve does not exist either.
+
+    Raises:
+        ApplyError: When the cluster refuses the call for any other reason.
+    """
     from kubernetes.client.exceptions import ApiException
 
     try:
-        found = client.get(_resource(client, api_version, kind), name=name, namespace=namespace)
+        return getattr(client, verb)(_resource(client, api_version, kind), name=name, namespace=namespace)
     except _NotServed:
-        return None
+        return _ABSENT
     except ApiException as exc:
         if exc.status == 404:
-            return None
+            return _ABSENT
         raise ApplyError(f"{kind} {namespace}/{name}: {exc.status} {exc.reason}") from None
+
+
+def _get(client: Any, api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+    found = _on_existing(client, "get", api_version, kind, name, namespace)
+    if found is _ABSENT:
+        return None
     result: dict[str, Any] = found.to_dict()
     return result
 
@@ -77,17 +94,7 @@ def _patch(client: Any, api_version: str, kind: str, name: str, namespace: str, 
 
 
 def _delete(client: Any, api_version: str, kind: str, name: str, namespace: str) -> bool:
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        client.delete(_resource(client, api_version, kind), name=name, namespace=namespace)
-    except _NotServed:
-        return False
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise ApplyError(f"{kind} {namespace}/{name}: {exc.status} {exc.reason}") from None
-    return True
+    return _on_existing(client, "delete", api_version, kind, name, namespace) is not _ABSENT
 
 
 def deploy(objects: Sequence[dict[str, Any]], client: Any, *, pattern: str, mode: Mode) -> list[Applied]:
