@@ -396,6 +396,20 @@ def _resources(env: ServingEnv, memory_mi: int) -> dict[str, Any]:
     return resources
 
 
+def _restricted_security(*, read_only_root: bool = False) -> dict[str, Any]:
+    """A container security context of the ``restricted`` Pod Security profile.
+
+    Args:
+        read_only_root: Also mount the container's root filesystem read-only.
+    """
+    context: dict[str, Any] = {"allowPrivilegeEscalation": False, "runAsNonRoot": True}
+    if read_only_root:
+        context["readOnlyRootFilesystem"] = True
+    context["capabilities"] = {"drop": ["ALL"]}
+    context["seccompProfile"] = {"type": "RuntimeDefault"}
+    return context
+
+
 def _scaling_fields(scaling: Scaling, env: ServingEnv) -> dict[str, Any]:
     """Component-level autoscaling fields (``minReplicas`` ... ``timeout``)."""
     metric = effective_metric(scaling, env.mode)
@@ -499,12 +513,7 @@ def _transformer(model: ModelSource, request: ServeRequest, env: ServingEnv) -> 
                     "requests": {"cpu": "250m", "memory": "256Mi"},
                     "limits": {"cpu": "1", "memory": "512Mi"},
                 },
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "runAsNonRoot": True,
-                    "capabilities": {"drop": ["ALL"]},
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
+                "securityContext": _restricted_security(),
             }
         ],
         **fields,
@@ -747,13 +756,7 @@ def log_sink(request: ServeRequest, env: ServingEnv) -> list[dict[str, Any]]:
             "requests": {"cpu": "50m", "memory": "96Mi"},
             "limits": {"cpu": "500m", "memory": "256Mi"},
         },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "runAsNonRoot": True,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": _restricted_security(read_only_root=True),
     }
     deployment = {
         "apiVersion": "apps/v1",
