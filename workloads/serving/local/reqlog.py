@@ -47,17 +47,10 @@ def _decode(raw: bytes) -> Any:
         return {"undecodable_bytes": len(raw)}
 
 
-def _inputs(body: Any) -> Any:
+def _payload(body: Any, keys: tuple[str, str]) -> Any:
+    """The value under the first of ``keys`` (V1 key, V2 key) in a JSON object; the body itself otherwise."""
     if isinstance(body, dict):
-        for key in ("instances", "inputs"):
-            if key in body:
-                return body[key]
-    return body
-
-
-def _outputs(body: Any) -> Any:
-    if isinstance(body, dict):
-        for key in ("predictions", "outputs"):
+        for key in keys:
             if key in body:
                 return body[key]
     return body
@@ -79,8 +72,8 @@ def to_line(record: LogRecord) -> dict[str, Any]:
         "path": record.path,
         "status": record.status,
         "latency_ms": round(record.latency_s * 1000, 3),
-        "inputs": _inputs(request),
-        "outputs": _outputs(response) if record.status < 400 else None,
+        "inputs": _payload(request, ("instances", "inputs")),
+        "outputs": _payload(response, ("predictions", "outputs")) if record.status < 400 else None,
     }
     if record.status >= 400:
         line["error"] = response.get("error") if isinstance(response, dict) else response
