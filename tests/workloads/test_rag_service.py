@@ -124,3 +124,38 @@ def test_ask_goes_through_a_running_service(app: RagApp) -> None:
         thread.join(timeout=10)
         (app.settings.home / "serve.json").unlink(missing_ok=True)
     assert running_service(app.settings.home) is None
+
+
+def test_serve_bench_times_the_warm_service_against_cold_asks(
+    make_rag_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    import json
+
+    from workloads.rag.evaluation import load_questions
+
+    repo = make_rag_repo(CORPUS, QUESTIONS, embedder="hash")
+    rag = RagApp(RagSettings.from_env(home=repo / ".mlp" / "rag"), root=repo)
+    rag.ingest(["qdrant"], rag.corpus(results=False))
+    rag.close()  # the benchmark's service opens the embedded store in its own process
+    out = tmp_path / "bench" / "serve-bench.json"
+    done = CliRunner().invoke(
+        main, ["rag", "serve-bench", "--repeats", "2", "--cold", "1", "--out", str(out)]
+    )
+    assert done.exit_code == 0, done.output
+    report = json.loads(out.read_text())
+    asked = len(load_questions())
+    assert report["questions"] == asked and report["repeats"] == 2
+    warm = report["warm_http_ms"]
+    assert 0 < warm["p50"] <= warm["p95"] <= warm["max"]
+    assert report["warm_server_side_ms"]["p50"] > 0
+    assert len(report["cold_ask_wall_s"]["runs"]) == 1 and report["cold_ask_wall_s"]["median"] > 0
+    assert out.with_suffix(".png").stat().st_size > 0
+    assert f"over {2 * asked} questions" in done.output
+    assert running_service(repo / ".mlp" / "rag") is None  # the service it started is gone
+
+
+def test_serve_bench_without_an_index_is_refused(make_rag_repo: Callable[..., Path], tmp_path: Path) -> None:
+    make_rag_repo(CORPUS, QUESTIONS, embedder="hash")
+    done = CliRunner().invoke(main, ["rag", "serve-bench", "--out", str(tmp_path / "r.json")])
+    assert done.exit_code == 2 and "mlp rag ingest" in done.output and "Traceback" not in done.output
+    assert not (tmp_path / "r.json").exists()

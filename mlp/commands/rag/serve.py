@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -22,12 +16,6 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 backends_option = backend_choice(
     default="qdrant", help="Backends served (the first is the default of requests)."
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @click.command()
@@ -72,14 +60,6 @@ def serve(host: str, port: int, backend: str, app_options: AppOptions) -> None:
                 (app.settings.home / SERVE_FILE).unlink(missing_ok=True)
 
 
-def _post(client: Any, url: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = client.post(url, json=body)
-    if response.status_code != 200:
-        raise Failed(f"{url}: HTTP {response.status_code} {response.text[:300]}")
-    result: dict[str, Any] = response.json()
-    return result
-
-
 @click.command("serve-bench")
 @click.option(
     "--repeats", type=click.IntRange(1), default=3, show_default=True, help="Rounds over the question set."
@@ -102,107 +82,22 @@ def serve_bench(repeats: int, cold: int, out: Path, app_options: AppOptions) -> 
     evaluation set `--repeats` times over HTTP (extractive answers), then times `--cold` fresh
     `mlp rag ask` processes with no service running. Writes JSON and a latency plot.
     """
-    import httpx
-
+    from workloads.benchmarks import rag_serve
     from workloads.rag.evaluation import load_questions
 
     questions = [q.question for q in load_questions()]
     with errors(), app_options.open() as app:
         if app.store("qdrant").resolve(app.settings.alias) is None:
             raise BadInput("no index yet: run `mlp rag ingest` first")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    # The service in its own process, as users run it; this process is only its client.
-    began = time.perf_counter()
-    service = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "mlp", "rag", "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    client = httpx.Client(timeout=60)  # one keep-alive connection, as a client application holds
-    warm_ms: list[float] = []
-    server_ms: list[float] = []
     try:
-        while True:
-            if service.poll() is not None:
-                raise Failed(
-                    f"mlp rag serve exited: {(service.stderr.read() if service.stderr else '')[-400:]}"
-                )
-            try:
-                if client.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        warm_s = time.perf_counter() - began
-        for _ in range(repeats):
-            for question in questions:
-                began = time.perf_counter()
-                result = _post(client, f"{base}/ask", {"question": question, "extractive": True})
-                warm_ms.append((time.perf_counter() - began) * 1000)
-                server_ms.append(sum(result["timings_ms"].values()))
-    finally:
-        client.close()
-        service.terminate()
-        try:
-            service.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            service.kill()
-    cold_s: list[float] = []
-    for question in questions[:cold]:
-        began = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-m", "mlp", "rag", "ask", question, "--extractive", "--no-service"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        cold_s.append(time.perf_counter() - began)
-        if done.returncode != 0:
-            raise Failed(f"cold ask failed: {done.stderr.strip()[-300:]}")
-
-    def pct(values: list[float], q: float) -> float:
-        ordered = sorted(values)
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
-
-    report: dict[str, Any] = {
-        "benchmark": "rag-serve",
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "questions": len(questions),
-        "repeats": repeats,
-        "service_ready_s": round(warm_s, 2),
-        "warm_http_ms": {"p50": pct(warm_ms, 0.5), "p95": pct(warm_ms, 0.95), "max": round(max(warm_ms), 2)},
-        "warm_server_side_ms": {"p50": pct(server_ms, 0.5), "p95": pct(server_ms, 0.95)},
-        "cold_ask_wall_s": {
-            "runs": [round(s, 2) for s in cold_s],
-            "median": round(statistics.median(cold_s), 2) if cold_s else None,
-        },
-        "target": {"warm_p95_ms": 50, "cold_ask_s": 3},
-    }
+        run = rag_serve.measure(questions, repeats, cold)
+    except rag_serve.ServeBenchError as error:
+        raise Failed(str(error)) from None
+    report = rag_serve.report(run, len(questions), repeats)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
-    _plot(warm_ms, cold_s, out.with_suffix(".png"))
+    rag_serve.plot(run, out.with_suffix(".png"))
     click.echo(
         f"warm: p50 {report['warm_http_ms']['p50']} ms, p95 {report['warm_http_ms']['p95']} ms over "
-        f"{len(warm_ms)} questions; cold ask median {report['cold_ask_wall_s']['median']} s; report {out}"
+        f"{len(run.warm_ms)} questions; cold ask median {report['cold_ask_wall_s']['median']} s; report {out}"
     )
-
-
-def _plot(warm_ms: list[float], cold_s: list[float], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    axes[0].hist(warm_ms, bins=30)
-    axes[0].axvline(50, color="red", linestyle="--", label="target p95 50 ms")
-    axes[0].set_xlabel("warm /ask latency (ms)")
-    axes[0].legend()
-    axes[1].bar(range(len(cold_s)), cold_s)
-    axes[1].axhline(3, color="red", linestyle="--", label="target 3 s")
-    axes[1].set_ylabel("cold `mlp rag ask` wall (s)")
-    axes[1].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
