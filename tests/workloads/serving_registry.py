@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from workloads import registry
 from workloads.pipelines import data
+from workloads.serving.local.stack import LocalServing, from_registry
 
 MODEL = registry.DEFAULT_MODEL_NAME
 
@@ -45,3 +49,24 @@ def build_registry(home: Path) -> str:
 
     MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias(MODEL, registry.CHAMPION, "1")
     return uri
+
+
+@contextmanager
+def running_topology(home: Path, **options: Any) -> Iterator[tuple[LocalServing, str]]:
+    """Build the registry under ``home``, start a local topology from it, stop it on exit.
+
+    Args:
+        home: Directory of the registry (:func:`build_registry`) and of the topology (``home/serve``).
+        **options: Passed to :func:`~workloads.serving.local.stack.from_registry` (``aliases``,
+            ``injections``, topology options).
+
+    Yields:
+        The started topology and the registry's tracking URI.
+    """
+    uri = build_registry(home)
+    serving = from_registry(home / "serve", tracking_uri=uri, model=MODEL, **options)
+    serving.start(timeout=240)
+    try:
+        yield serving, uri
+    finally:
+        serving.stop()

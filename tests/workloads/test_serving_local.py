@@ -18,11 +18,10 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from tests.workloads.serving_registry import MODEL, build_registry
+from tests.workloads.serving_registry import MODEL, running_topology
 from workloads.pipelines import data
 from workloads.serving import analysis
 from workloads.serving.local.reqlog import read_log
-from workloads.serving.local.stack import from_registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -30,20 +29,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("serve-home")
-    uri = build_registry(home)
-    serving = from_registry(
-        home / "serve",
-        tracking_uri=uri,
-        model=MODEL,
-        aliases={"primary": "1", "canary": "2", "shadow": "2"},
-    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLP_HOME", str(home))
-        serving.start(timeout=240)
-        try:
+        with running_topology(home, aliases={"primary": "1", "canary": "2", "shadow": "2"}) as (serving, uri):
             yield {"serving": serving, "uri": uri, "home": home}
-        finally:
-            serving.stop()
 
 
 @pytest.fixture(scope="module")

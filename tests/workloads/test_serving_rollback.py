@@ -4,32 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from tests.workloads.serving_registry import MODEL, build_registry
+from tests.workloads.serving_registry import MODEL, running_topology
 from workloads.serving import analysis
 from workloads.serving.local.server import Injection
-from workloads.serving.local.stack import from_registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory: pytest.TempPathFactory):
-    home = tmp_path_factory.mktemp("serve-rollback")
-    uri = build_registry(home)
-    serving = from_registry(
-        home / "serve",
-        tracking_uri=uri,
-        model=MODEL,
+    with running_topology(
+        tmp_path_factory.mktemp("serve-rollback"),
         aliases={"primary": "1", "canary": "2"},
         injections={"canary": Injection(delay_ms=120.0, error_rate=0.3)},
         transformer=False,
         log_requests=False,
-    )
-    serving.start(timeout=240)
-    try:
-        yield serving, uri
-    finally:
-        serving.stop()
+    ) as started:
+        yield started
 
 
 def test_canary_rolls_back_a_broken_challenger_and_leaves_the_registry(broken):
