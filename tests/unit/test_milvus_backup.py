@@ -28,6 +28,7 @@ from components.vectordb.milvus import (
 from components.versions import IMAGES
 from stacks import addons_data as data
 from stacks.config import ConfigError, parse_config
+from tests.manifests import KUBERNETES_VERSIONS, cronjob_pod_spec
 
 USERS = {user.name: user for user in data.SERVICE_USERS}
 SECRET_VARS = (
@@ -64,12 +65,7 @@ def make_spec(**overrides: Any) -> milvus_backup.MilvusBackupSpec:
     return spec
 
 
-def pod_spec(cron: dict[str, Any]) -> dict[str, Any]:
-    spec: dict[str, Any] = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    return spec
-
-
-@pytest.mark.parametrize("kubernetes_version", ["1.30", "1.33", "1.35"])
+@pytest.mark.parametrize("kubernetes_version", KUBERNETES_VERSIONS)
 def test_manifests_are_valid_kubernetes_objects(kubernetes_version: str) -> None:
     spec = make_spec()
     for manifest in (
@@ -86,7 +82,7 @@ def test_cronjob_runs_the_pinned_tool_one_at_a_time_under_restricted_security() 
     cron = milvus_backup.cronjob_manifest(spec)
     assert cron["spec"]["schedule"] == "15 */6 * * *"
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
-    pod = pod_spec(cron)
+    pod = cronjob_pod_spec(cron)
     assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -102,7 +98,9 @@ def test_cronjob_runs_the_pinned_tool_one_at_a_time_under_restricted_security() 
 
 def test_credentials_only_come_from_secrets_and_the_config_holds_none() -> None:
     spec = make_spec()
-    env = {e["name"]: e for e in pod_spec(milvus_backup.cronjob_manifest(spec))["containers"][0]["env"]}
+    env = {
+        e["name"]: e for e in cronjob_pod_spec(milvus_backup.cronjob_manifest(spec))["containers"][0]["env"]
+    }
     for name in SECRET_VARS:
         assert "value" not in env[name]
         assert set(env[name]["valueFrom"]) == {"secretKeyRef"}

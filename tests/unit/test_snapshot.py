@@ -16,6 +16,7 @@ import pytest
 from components.storage import s3_access
 from components.vectordb import snapshot
 from components.versions import IMAGES
+from tests.manifests import KUBERNETES_VERSIONS, cronjob_pod_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,12 +36,7 @@ def make_spec(**overrides: Any) -> snapshot.SnapshotJobSpec:
     return snapshot.SnapshotJobSpec(**values)
 
 
-def pod_spec(cron: dict[str, Any]) -> dict[str, Any]:
-    spec: dict[str, Any] = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    return spec
-
-
-@pytest.mark.parametrize("kubernetes_version", ["1.30", "1.33", "1.35"])
+@pytest.mark.parametrize("kubernetes_version", KUBERNETES_VERSIONS)
 def test_manifests_are_valid_kubernetes_objects(kubernetes_version: str) -> None:
     spec = make_spec()
     kubernetes_validate.validate(snapshot.cronjob_manifest(spec), kubernetes_version, strict=True)
@@ -51,7 +47,7 @@ def test_cronjob_runs_one_at_a_time_as_restricted_non_root() -> None:
     assert cron["spec"]["schedule"] == "15 */6 * * *"
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     assert cron["spec"]["timeZone"] == "Etc/UTC"
-    pod = pod_spec(cron)
+    pod = cronjob_pod_spec(cron)
     assert pod["restartPolicy"] == "OnFailure"
     assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -72,7 +68,7 @@ def test_cronjob_runs_one_at_a_time_as_restricted_non_root() -> None:
 
 def test_credentials_only_come_from_secrets() -> None:
     cron = snapshot.cronjob_manifest(make_spec())
-    env = {e["name"]: e for e in pod_spec(cron)["containers"][0]["env"]}
+    env = {e["name"]: e for e in cronjob_pod_spec(cron)["containers"][0]["env"]}
     assert env["QDRANT_API_KEY"]["valueFrom"] == {
         "secretKeyRef": {"name": "qdrant-api-key", "key": "api-key"}
     }
@@ -95,7 +91,7 @@ def test_credentials_only_come_from_secrets() -> None:
 def test_job_runs_the_workload_image_program_and_installs_nothing() -> None:
     import importlib.util
 
-    command = pod_spec(snapshot.cronjob_manifest(make_spec()))["containers"][0]["command"]
+    command = cronjob_pod_spec(snapshot.cronjob_manifest(make_spec()))["containers"][0]["command"]
     assert command == ["python", "-m", snapshot.SNAPSHOT_MODULE]
     assert importlib.util.find_spec(snapshot.SNAPSHOT_MODULE) is not None
     assert not any("pip" in part for part in command)

@@ -25,10 +25,11 @@ import yaml
 from click.testing import CliRunner
 
 from components.clusters.aks_interruption_spec import drain_command
-from components.events import DatasetEventsArgs, trigger_job
+from components.events import trigger_job
 from components.vectordb.snapshot import job_command
 from components.versions import IMAGES
 from mlp.cli import main as mlp_main
+from tests.manifests import dataset_events_args
 
 REPO = Path(__file__).resolve().parents[2]
 WORKLOAD_IMAGE = IMAGES["workloads"].ref
@@ -186,14 +187,7 @@ def _serving_documents() -> list[Any]:
 
 
 def _events_documents() -> list[Any]:
-    args = DatasetEventsArgs(
-        namespace="argo-events",
-        s3_host_port="minio:9000",
-        bucket="datasets",
-        access_key_id="id",
-        secret_access_key="key",
-        outputs_json="{}",
-    )
+    args = dataset_events_args()
     return [trigger_job(args, service_account="sensor", outputs_config_map="outputs")]
 
 

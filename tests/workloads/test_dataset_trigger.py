@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from components import events, tracking
 from mlp.cli import main as mlp_main
 from stacks import outputs as keys
+from tests.manifests import dataset_events_args
 from tests.workloads.test_target import full_outputs
 from workloads import target as t
 from workloads.pipelines import data, steps
@@ -160,14 +161,8 @@ def test_compiled_steps_get_object_store_and_mlflow_users_from_secrets(tmp_path:
 
 
 def test_the_trigger_job_reads_mlflow_credentials_by_secret_reference() -> None:
-    args = events.DatasetEventsArgs(
-        namespace="argo-events",
-        s3_host_port="minio:9000",
-        bucket="datasets",
-        access_key_id="id",
-        secret_access_key="key",
-        outputs_json="{}",
-        tracking=tracking.TrackingCredentials(username="mlp-admin", password="pw-value"),
+    args = dataset_events_args(
+        tracking=tracking.TrackingCredentials(username="mlp-admin", password="pw-value")
     )
     job = events.trigger_job(args, service_account="sensor", outputs_config_map="outputs")
     [container] = job["spec"]["template"]["spec"]["containers"]
