@@ -74,13 +74,18 @@ class EksVpc(pulumi.ComponentResource):
             opts=child,
         )
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={"Name": name}, opts=child)
-        public_rt = aws.ec2.RouteTable(
-            f"{name}-public",
-            vpc_id=vpc.id,
-            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
-            tags={"Name": f"{name}-public"},
-            opts=child,
-        )
+
+        def default_route_table(table_name: str, target: dict[str, pulumi.Input[str]]) -> aws.ec2.RouteTable:
+            """Route table ``table_name`` whose one route sends all traffic (``0.0.0.0/0``) to ``target``."""
+            return aws.ec2.RouteTable(
+                table_name,
+                vpc_id=vpc.id,
+                routes=[{"cidr_block": "0.0.0.0/0", **target}],
+                tags={"Name": table_name},
+                opts=child,
+            )
+
+        public_rt = default_route_table(f"{name}-public", {"gateway_id": igw.id})
 
         def zone_subnet(
             tier: Literal["public", "private"], i: int, cidr: str, route_table: aws.ec2.RouteTable
@@ -125,13 +130,7 @@ class EksVpc(pulumi.ComponentResource):
         for plan in layout:
             i = plan.zone_index
             nat = nats[i] if args.nat_gateways == "per-zone" else nats[0]
-            route_table = aws.ec2.RouteTable(
-                f"{name}-private-{i}",
-                vpc_id=vpc.id,
-                routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
-                tags={"Name": f"{name}-private-{i}"},
-                opts=child,
-            )
+            route_table = default_route_table(f"{name}-private-{i}", {"nat_gateway_id": nat.id})
             private.append(zone_subnet("private", i, plan.private_cidr, route_table))
 
         self.vpc_id = vpc.id
