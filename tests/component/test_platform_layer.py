@@ -29,6 +29,11 @@ def test_kfp_declares_the_scrapes_the_row_needs() -> None:
         "kfp-api-metrics": {"app": "ml-pipeline"},
         "kfp-workflow-controller-metrics": {"app": "workflow-controller"},
     }
+    # The workflow controller serves its metrics over TLS with a self-signed certificate.
+    [controller] = monitors["kfp-workflow-controller-metrics"]["endpoints"]
+    assert controller["scheme"] == "https" and controller["tlsConfig"] == {"insecureSkipVerify": True}
+    [api] = monitors["kfp-api-metrics"]["endpoints"]
+    assert api["scheme"] == "http" and "tlsConfig" not in api
 
 
 @pytest.mark.slow
