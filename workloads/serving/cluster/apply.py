@@ -93,6 +93,10 @@ def _patch(client: Any, api_version: str, kind: str, name: str, namespace: str, 
         raise ApplyError(f"{kind} {namespace}/{name}: {exc.status} {exc.reason}: {exc.body}") from None
 
 
+def _patch_isvc(client: Any, name: str, namespace: str, body: dict[str, Any]) -> None:
+    _patch(client, KSERVE_API, "InferenceService", name, namespace, body)
+
+
 def _delete(client: Any, api_version: str, kind: str, name: str, namespace: str) -> bool:
     return _on_existing(client, "delete", api_version, kind, name, namespace) is not _ABSENT
 
@@ -199,14 +203,7 @@ def promote(client: Any, mode: Mode, namespace: str, name: str) -> list[str]:
     """
     if mode == "Serverless":
         _serverless_canary(client, name, namespace)
-        _patch(
-            client,
-            KSERVE_API,
-            "InferenceService",
-            name,
-            namespace,
-            {"spec": {"predictor": {"canaryTrafficPercent": None}}},
-        )
+        _patch_isvc(client, name, namespace, {"spec": {"predictor": {"canaryTrafficPercent": None}}})
         return [f"InferenceService {name}: canaryTrafficPercent removed, 100% to the latest revision"]
     canary_name = f"{name}-canary"
     canary = _get(client, KSERVE_API, "InferenceService", canary_name, namespace)
@@ -215,10 +212,8 @@ def promote(client: Any, mode: Mode, namespace: str, name: str) -> list[str]:
     _require(client, name, namespace)
     model = canary["spec"]["predictor"]["model"]
     uri = model.get("storageUri", "")
-    _patch(
+    _patch_isvc(
         client,
-        KSERVE_API,
-        "InferenceService",
         name,
         namespace,
         {
@@ -255,7 +250,7 @@ def rollback(client: Any, mode: Mode, namespace: str, name: str) -> list[str]:
             patch["spec"]["predictor"]["model"] = {"storageUri": stable}
             patch["metadata"] = {"annotations": {CANDIDATE_URI_ANNOTATION: None}}
             steps.append(f"InferenceService {name}: spec restored to the stable model {stable}")
-        _patch(client, KSERVE_API, "InferenceService", name, namespace, patch)
+        _patch_isvc(client, name, namespace, patch)
         return steps
     canary_name = f"{name}-canary"
     if _get(client, KSERVE_API, "InferenceService", canary_name, namespace) is None:
