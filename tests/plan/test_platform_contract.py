@@ -75,6 +75,26 @@ def required_keys() -> dict[str, set[str]]:
     return found
 
 
+def run_mlp(
+    args: list[str], tmp_path: Path, env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run ``python -m mlp ARGS`` in ``tmp_path`` (``MLP_HOME`` below it) with ``env`` added.
+
+    Returns:
+        The finished process and its stdout followed by its stderr.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "mlp", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "MLP_HOME": str(tmp_path / "home"), **env},
+        cwd=tmp_path,
+        check=False,
+    )
+    return done, done.stdout + done.stderr
+
+
 @pytest.fixture(scope="module")
 def runs() -> dict[str, ProgramRun]:
     from stacks.program import program
@@ -132,24 +152,16 @@ def test_workload_commands_get_past_target_resolution(
     outputs_file = tmp_path / "outputs.json"
     outputs_file.write_text(json.dumps(outputs_file_content(runs[stack])))
     args = [arg.format(tmp=tmp_path) for arg in COMMANDS[command]]
-    env = {
-        **os.environ,
-        "MLP_HOME": str(tmp_path / "home"),
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": "3",
-        # The plan's outputs.json redacts secrets; a user supplies the S3 key as for any S3 client.
-        "AWS_SECRET_ACCESS_KEY": "placeholder-secret-from-the-environment",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "mlp", *args, "--outputs-file", str(outputs_file)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        cwd=tmp_path,
-        check=False,
+    done, text = run_mlp(
+        [*args, "--outputs-file", str(outputs_file)],
+        tmp_path,
+        {
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "3",
+            # The plan's outputs.json redacts secrets; a user supplies the S3 key as for any S3 client.
+            "AWS_SECRET_ACCESS_KEY": "placeholder-secret-from-the-environment",
+        },
     )
-    text = done.stdout + done.stderr
     assert "Traceback" not in text, text[-3000:]
     assert "invalid outputs file" not in text and "is masked" not in text, text[-2000:]
     assert "is missing: the" not in text, f"stopped at a missing output: {text[-2000:]}"
@@ -178,17 +190,11 @@ def test_the_dataset_trigger_job_can_run_the_pipeline_on_the_landed_object(
     outputs_file.write_text(config_map["data"][OUTPUTS_FILE])
     parsed = parse_outputs(json.loads(outputs_file.read_text()))
     assert parsed.datasets_bucket and parsed.kfp_endpoint and parsed.workload_image
-    env = {**os.environ, "MLP_HOME": str(tmp_path / "home"), DATASET_KEY_ENV: "incoming/batch-1.csv"}
-    done = subprocess.run(
-        [sys.executable, "-m", "mlp", "pipeline", "run", "--outputs-file", str(outputs_file), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        cwd=tmp_path,
-        check=False,
+    done, text = run_mlp(
+        ["pipeline", "run", "--outputs-file", str(outputs_file), "--json"],
+        tmp_path,
+        {DATASET_KEY_ENV: "incoming/batch-1.csv"},
     )
-    text = done.stdout + done.stderr
     assert "Traceback" not in text, text[-3000:]
     # Past target and dataset-key resolution: it fails only at the KFP API (no cluster here).
     assert done.returncode != 0 and "could not submit to Kubeflow Pipelines" in text, text[-2000:]
