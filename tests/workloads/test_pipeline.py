@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import signal
 from pathlib import Path
@@ -17,8 +16,7 @@ from tests.workloads.training import (
     checkpoint_epoch,
     coef,
     resume_and_reference,
-    start_slow_training,
-    wait_for_epoch,
+    signal_training_mid_run,
 )
 from workloads import registry
 from workloads import target as t
@@ -160,9 +158,7 @@ def test_hyperparameters_are_checked() -> None:
 def test_killed_training_process_resumes_from_checkpoint(tmp_path: Path) -> None:
     """SIGKILL the train step mid-run (a spot node going away), start it again, compare."""
     ckpt = tmp_path / "ckpt"
-    proc = start_slow_training(ckpt)
-    seen = wait_for_epoch(proc, 17)
-    os.kill(proc.pid, signal.SIGKILL)
+    proc, seen = signal_training_mid_run(ckpt, signal.SIGKILL, at_epoch=17)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     assert 17 <= seen < 40, "the process must die mid-run"

@@ -18,8 +18,7 @@ from tests.workloads.training import (
     checkpoint_epoch,
     coef,
     resume_and_reference,
-    start_slow_training,
-    wait_for_epoch,
+    signal_training_mid_run,
 )
 from workloads.pipelines import interrupt, model
 
@@ -74,9 +73,7 @@ def test_sigterm_handler_sets_the_flag_and_is_restored() -> None:
 def test_sigterm_mid_run_checkpoints_exits_143_and_resumes_identically(tmp_path: Path) -> None:
     """SIGTERM the train process (a drained spot node), check the checkpoint, resume, compare."""
     ckpt = tmp_path / "ckpt"
-    proc = start_slow_training(ckpt)
-    seen = wait_for_epoch(proc, 17)
-    os.kill(proc.pid, signal.SIGTERM)
+    proc, seen = signal_training_mid_run(ckpt, signal.SIGTERM, at_epoch=17)
     rest, _ = proc.communicate(timeout=30)
     assert proc.returncode == interrupt.EXIT_ON_SIGTERM
     assert 17 <= seen < 40, "the process must be stopped mid-run"

@@ -30,25 +30,34 @@ def checkpoint_epoch(root: Path) -> int:
     return int(pickle.loads(checkpoint.read_bytes())["epoch"])
 
 
-def start_slow_training(checkpoint_root: Path) -> subprocess.Popen[str]:
-    """Start :data:`TRAIN_CLI` checkpointing under ``checkpoint_root``, 0.1 s an epoch, stdout piped."""
+def signal_training_mid_run(
+    checkpoint_root: Path, signal_number: int, at_epoch: int, timeout_s: float = 120
+) -> tuple[subprocess.Popen[str], int]:
+    """Start :data:`TRAIN_CLI` (0.1 s an epoch), signal it once it reports ``at_epoch``.
+
+    Args:
+        checkpoint_root: Where the run checkpoints.
+        signal_number: The signal to send (SIGTERM: a drained node; SIGKILL: a node gone).
+        at_epoch: The ``epoch=N`` line of stdout to wait for before the signal.
+        timeout_s: How long to wait for it; the signal goes out then anyway.
+
+    Returns:
+        The signalled process (its stdout still open for the rest) and the last epoch it reported.
+    """
     env = {**os.environ, model.EPOCH_DELAY_ENV: "0.1"}
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [*TRAIN_CLI, f"--checkpoint-root={checkpoint_root}"], stdout=subprocess.PIPE, text=True, env=env
     )
-
-
-def wait_for_epoch(proc: subprocess.Popen[str], at_least: int, timeout_s: float = 120) -> int:
-    """Read the process's ``epoch=N`` lines until N reaches ``at_least`` (or time runs out); return N."""
     assert proc.stdout is not None
     seen = 0
     deadline = time.monotonic() + timeout_s
     for line in proc.stdout:
         if line.startswith("epoch="):
             seen = int(line.split()[0].split("=")[1])
-        if seen >= at_least or time.monotonic() > deadline:
+        if seen >= at_epoch or time.monotonic() > deadline:
             break
-    return seen
+    os.kill(proc.pid, signal_number)
+    return proc, seen
 
 
 def resume_and_reference(checkpoint_root: Path, out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
