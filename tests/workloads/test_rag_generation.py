@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.http_fakes import reply_json, serving
 from workloads.rag.embeddings import HashingEmbedder, OpenAIEmbedder, parse_embeddings_response
 from workloads.rag.generation import (
     EXTRACTIVE_LABEL,
@@ -56,12 +56,7 @@ class FakeOpenAI(BaseHTTPRequestHandler):
         return None
 
     def _send(self, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        reply_json(self, 200, payload)
 
     def do_GET(self) -> None:  # noqa: N802
         if self.path == "/v1/models":
@@ -97,12 +92,8 @@ class FakeOpenAI(BaseHTTPRequestHandler):
 @pytest.fixture
 def fake_openai() -> Iterator[str]:
     FakeOpenAI.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
 
 
 def test_cited_numbers_and_citations() -> None:
