@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from workloads.s3uri import S3Prefix
+
 DEFAULT_BACKUPS_URI = "s3://vectordb-snapshots/milvus/milvus"
 """Where the stack's backup CronJob writes (stacks/addons_data.py: SNAPSHOT_BUCKET/MILVUS_BACKUP_ROOT)."""
 DEFAULT_SUFFIX = "_restored"
@@ -44,34 +46,14 @@ class BackupMetaError(MilvusBackupError):
     """The backup's meta is missing parts or malformed (exit 3: the backup cannot be trusted)."""
 
 
-@dataclass(frozen=True)
-class BackupsLocation:
-    """``s3://bucket/root`` of a set of backups."""
+class BackupsLocation(S3Prefix):
+    """``s3://bucket/root`` of a set of backups (a bad URI raises :class:`MilvusBackupError`)."""
 
-    bucket: str
-    root: str
-
-    @classmethod
-    def parse(cls, uri: str) -> BackupsLocation:
-        """Parse ``s3://bucket/root``.
-
-        Raises:
-            MilvusBackupError: When ``uri`` is not of that form.
-
-        """
-        if not uri.startswith("s3://") or "/" not in uri[5:].strip("/"):
-            raise MilvusBackupError(f"{uri!r} is not s3://<bucket>/<root path>")
-        bucket, _, root = uri[5:].strip("/").partition("/")
-        return cls(bucket, root.strip("/"))
+    parse_error = MilvusBackupError
 
     def meta_key(self, backup: str, name: str) -> str:
         """Key of one meta file of ``backup``."""
-        return f"{self.root}/{backup}/meta/{name}"
-
-    @property
-    def uri(self) -> str:
-        """The location as a URI."""
-        return f"s3://{self.bucket}/{self.root}"
+        return f"{self.prefix}/{backup}/meta/{name}"
 
 
 @dataclass(frozen=True)

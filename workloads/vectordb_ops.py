@@ -30,13 +30,13 @@ import hashlib
 import json
 import tempfile
 import time
-import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from stacks import outputs as keys
+from workloads.s3uri import S3Prefix
 
 DEFAULT_SNAPSHOTS_URI = "s3://vectordb-snapshots/qdrant/qdrant"
 """Where the platform's snapshot job writes (bucket ``vectordb-snapshots``, prefix ``qdrant/<release>``)."""
@@ -64,31 +64,10 @@ class QdrantError(RuntimeError):
 # Where the runs are
 
 
-@dataclass(frozen=True)
-class SnapshotsLocation:
-    """A bucket and key prefix holding snapshot runs."""
+class SnapshotsLocation(S3Prefix):
+    """A bucket and key prefix holding snapshot runs (a bad URI raises :class:`SnapshotError`)."""
 
-    bucket: str
-    prefix: str
-
-    @classmethod
-    def parse(cls, uri: str) -> SnapshotsLocation:
-        """Parse ``s3://bucket/prefix``.
-
-        Raises:
-            SnapshotError: When ``uri`` is not an ``s3://`` URI with a bucket and a prefix.
-
-        """
-        parsed = urllib.parse.urlsplit(uri)
-        prefix = parsed.path.strip("/")
-        if parsed.scheme != "s3" or not parsed.netloc or not prefix:
-            raise SnapshotError(f"expected s3://<bucket>/<prefix>, got {uri!r}")
-        return cls(parsed.netloc, prefix)
-
-    @property
-    def uri(self) -> str:
-        """The ``s3://bucket/prefix`` form."""
-        return f"s3://{self.bucket}/{self.prefix}"
+    parse_error = SnapshotError
 
 
 @dataclass(frozen=True)

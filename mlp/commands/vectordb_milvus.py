@@ -158,7 +158,7 @@ def milvus_restore(
             milvus_bucket="milvus",
             milvus_root_path=milvus_root_path,
             backup_bucket=location.bucket,
-            backup_root_path=location.root,
+            backup_root_path=location.prefix,
         )
         try:
             ops.run_tool_restore(
