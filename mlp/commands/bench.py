@@ -20,7 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "Matmul TFLOP/s and memory bandwidth as % of the card's peak.",
     ),
     "vectordb": (
-        "workloads.benchmarks.vectordb",
+        "mlp.commands.bench_vectordb",
         "bench_vectordb",
         "Vector engines on real embeddings: recall/QPS curves, filters, RSS, disk, operations.",
     ),

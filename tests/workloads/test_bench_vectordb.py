@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from mlp.commands.bench_vectordb import bench_vectordb
 from workloads.benchmarks import vectordb as bench
 from workloads.benchmarks import vectordb_data as data
 
@@ -34,7 +35,7 @@ def test_bench_vectordb_writes_a_report_and_a_plot(tmp_path: Path) -> None:
     cache, out = tmp_path / "cache", tmp_path / "out"
     seed_cache(cache, 420)
     result = CliRunner().invoke(
-        bench.bench_vectordb,
+        bench_vectordb,
         [
             "--size",
             "400",
@@ -71,7 +72,7 @@ def test_bench_vectordb_writes_a_report_and_a_plot(tmp_path: Path) -> None:
 
 
 def test_unknown_engines_and_servers_without_a_target_are_bad_input(tmp_path: Path) -> None:
-    unknown = CliRunner().invoke(bench.bench_vectordb, ["--engines", "weaviate"])
+    unknown = CliRunner().invoke(bench_vectordb, ["--engines", "weaviate"])
     assert unknown.exit_code == 2 and "unknown ['weaviate']" in unknown.output
-    server = CliRunner().invoke(bench.bench_vectordb, ["--engines", "qdrant-server"])
+    server = CliRunner().invoke(bench_vectordb, ["--engines", "qdrant-server"])
     assert server.exit_code == 2 and "--target" in server.output

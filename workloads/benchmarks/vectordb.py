@@ -35,7 +35,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
 from workloads.figures import save_figure
@@ -175,7 +174,7 @@ class FaissHnsw(Engine):
 
     def search(self, query: np.ndarray, ef: int, allowed: int | None) -> list[int]:
         """See :class:`Engine`."""
-        params = self.faiss.SearchParametersHNSW(efSearch=ef)
+        params = self.faiss.SearchParametersHNSW(efSearch=ef)  # type: ignore[attr-defined]  # not in faiss' stubs
         if allowed is not None:
             params.sel = self.selectors[allowed]
         _, ids = self.index.search(query[None, :], K, params=params)
@@ -491,7 +490,11 @@ def run_engine(
         engine.search(query, CHOSEN_EF, None)
     sweep = []
     for ef in EF_SWEEP:
-        found, seconds = timed_queries(lambda q, ef=ef: engine.search(q, ef, None), sweep_queries)
+
+        def at_ef(query: np.ndarray, ef: int = ef) -> list[int]:
+            return engine.search(query, ef, None)
+
+        found, seconds = timed_queries(at_ef, sweep_queries)
         sweep.append(
             {
                 "ef": ef,
@@ -507,7 +510,11 @@ def run_engine(
     }
     filtered = {}
     for label, allowed in SELECTIVITY.items():
-        found, seconds = timed_queries(lambda q, a=allowed: engine.search(q, CHOSEN_EF, a), sweep_queries)
+
+        def filtered_to(query: np.ndarray, allowed: int = allowed) -> list[int]:
+            return engine.search(query, CHOSEN_EF, allowed)
+
+        found, seconds = timed_queries(filtered_to, sweep_queries)
         ftruth = data[f"truth_{allowed}"][: len(sweep_queries)]
         filtered[label] = {"recall": round(recall(found, ftruth), 4), **latency_stats(seconds)}
     result["filtered"] = filtered
@@ -517,7 +524,8 @@ def run_engine(
         pass
     else:
         # Interleave the two calls so drift in machine load hits both alike; medians of per-query times.
-        direct, layered = [], []
+        direct: list[float] = []
+        layered: list[float] = []
         for query in sweep_queries:
             for fn, sink in ((engine.direct_default, direct), (engine.store_search, layered)):
                 t0 = time.perf_counter()
@@ -612,128 +620,128 @@ def prepare(size: int, queries: int, cache: Path, progress: Callable[[int, int],
     return out
 
 
-@click.command("vectordb")
-@click.option("--size", type=click.IntRange(100), default=10_000, show_default=True, help="Base vectors.")
-@click.option("--queries", type=click.IntRange(10), default=200, show_default=True, help="Held-out queries.")
-@click.option(
-    "--engines",
-    default=",".join(LOCAL_ENGINES),
-    show_default=True,
-    help=f"Comma-separated subset of {', '.join(LOCAL_ENGINES + SERVER_ENGINES)}.",
-)
-@click.option(
-    "--threads",
-    type=click.IntRange(1),
-    default=os.cpu_count() or 1,
-    show_default=True,
-    help="Callers for the N-thread QPS.",
-)
-@click.option("--no-ops", is_flag=True, help="Skip the timed backup/restore/re-index.")
-@click.option(
-    "--engine-timeout",
-    type=click.IntRange(10),
-    default=3600,
-    show_default=True,
-    help="Seconds one engine may take; a slower one is reported as timed out.",
-)
-@click.option(
-    "--out-dir", type=click.Path(file_okay=False, path_type=Path), default=REPORT_DIR, show_default=True
-)
-@click.option(
-    "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=CACHE_DIR, show_default=True
-)
-@click.option(
-    "--target", default="local", show_default=True, help="`local`, or a stack whose servers join the run."
-)
-@click.option(
-    "--outputs-file", type=click.Path(dir_okay=False, path_type=Path), help="Stack outputs JSON for --target."
-)
-def bench_vectordb(
-    size: int,
-    queries: int,
-    engines: str,
-    threads: int,
-    no_ops: bool,
-    engine_timeout: int,
-    out_dir: Path,
-    cache_dir: Path,
-    target: str,
-    outputs_file: Path | None,
-) -> None:
-    """Compare vector engines on real MiniLM embeddings: recall/QPS curves, filters, RSS, disk, operations."""
-    from mlp.common import BadInput, Failed
+class BenchInputError(ValueError):
+    """The engines or the target asked for cannot be benchmarked (unknown name, no stack outputs)."""
 
+
+def choose_engines(engines: str, with_target: bool) -> list[str]:
+    """The engines of a comma-separated list, with the server engines added for a stack target.
+
+    Raises:
+        BenchInputError: On an unknown engine, or a server engine without a target.
+    """
     chosen = [e.strip() for e in engines.split(",") if e.strip()]
     unknown = sorted(set(chosen) - set(LOCAL_ENGINES + SERVER_ENGINES))
     if unknown:
-        raise BadInput(f"--engines: unknown {unknown}; known: {', '.join(LOCAL_ENGINES + SERVER_ENGINES)}")
-    outputs: dict[str, Any] = {}
-    if target != "local":
-        from stacks import outputs as keys
-        from workloads.target import TargetError, load_target
-
-        try:
-            resolved = load_target(target, outputs_file=outputs_file)
-        except TargetError as error:
-            raise BadInput(str(error)) from None
-        if resolved.outputs is None:
-            raise BadInput(f"target {target!r} has no stack outputs")
-        for key in (keys.QDRANT_URL, keys.QDRANT_API_KEY, keys.MILVUS_URI, keys.MILVUS_TOKEN):
-            try:
-                value = resolved.outputs.require(key)
-            except TargetError:
-                continue
-            outputs[key] = value.get_secret_value() if hasattr(value, "get_secret_value") else value
-        chosen += [e for e in SERVER_ENGINES if e not in chosen]
-    elif any(e in SERVER_ENGINES for e in chosen):
-        raise BadInput("server engines need --target <stack>")
-
-    def progress(done: int, total: int) -> None:
-        """See :class:`Engine`."""
-        click.echo(
-            f"\rembedding {done}/{total} sentences (cached in {cache_dir})", nl=done >= total, err=True
+        raise BenchInputError(
+            f"--engines: unknown {unknown}; known: {', '.join(LOCAL_ENGINES + SERVER_ENGINES)}"
         )
+    if with_target:
+        return chosen + [e for e in SERVER_ENGINES if e not in chosen]
+    if any(e in SERVER_ENGINES for e in chosen):
+        raise BenchInputError("server engines need --target <stack>")
+    return chosen
+
+
+def server_outputs(target: str, outputs_file: Path | None) -> dict[str, Any]:
+    """The stack outputs the server engines connect with (URLs and, revealed, their keys).
+
+    Raises:
+        BenchInputError: When the target cannot be read or has no stack outputs.
+    """
+    from stacks import outputs as keys
+    from workloads.target import TargetError, load_target
 
     try:
-        datafile = prepare(size, queries, cache_dir, progress)
-    except ValueError as error:
-        raise Failed(str(error)) from None
-    results = []
-    for name in chosen:
-        click.echo(f"{name}: building and querying {size} vectors ...", err=True)
-        spec = json.dumps(
-            {"engine": name, "data": str(datafile), "threads": threads, "target": outputs, "ops": not no_ops}
-        )
+        resolved = load_target(target, outputs_file=outputs_file)
+    except TargetError as error:
+        raise BenchInputError(str(error)) from None
+    if resolved.outputs is None:
+        raise BenchInputError(f"target {target!r} has no stack outputs")
+    outputs: dict[str, Any] = {}
+    for key in (keys.QDRANT_URL, keys.QDRANT_API_KEY, keys.MILVUS_URI, keys.MILVUS_TOKEN):
         try:
-            done = subprocess.run(
-                [sys.executable, "-m", "workloads.benchmarks.vectordb"],
-                input=spec,
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=engine_timeout,
-            )
-        except subprocess.TimeoutExpired:
-            results.append(
-                {"engine": name, "error": f"did not finish within --engine-timeout {engine_timeout} s"}
-            )
-            click.echo(f"  {name}: timed out after {engine_timeout} s", err=True)
+            value = resolved.outputs.require(key)
+        except TargetError:
             continue
-        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-        if done.returncode != 0 or not lines:
-            results.append({"engine": name, "error": (done.stderr.strip().splitlines() or ["no output"])[-1]})
-        else:
-            results.append(json.loads(lines[-1]))
-        last = results[-1]
-        click.echo(
-            f"  {name}: "
-            + (
-                f"error {last['error']}"
-                if "error" in last
-                else f"recall {last['chosen']['recall']} at ef {CHOSEN_EF}, {last['chosen']['qps']} QPS, build {last['build_s']} s, RSS {last['peak_rss_mib']} MiB"
-            ),
-            err=True,
+        outputs[key] = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+    return outputs
+
+
+def _run_in_subprocess(name: str, spec: dict[str, Any], engine_timeout: int) -> dict[str, Any]:
+    """One engine in its own process (its peak RSS is its own); an error or a timeout is a result."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "workloads.benchmarks.vectordb"],
+            input=json.dumps({"engine": name, **spec}),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=engine_timeout,
         )
+    except subprocess.TimeoutExpired:
+        return {"engine": name, "error": f"did not finish within --engine-timeout {engine_timeout} s"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return {"engine": name, "error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def summary(result: dict[str, Any]) -> str:
+    """One line about one engine's result (the error, or recall, QPS, build time and RSS)."""
+    if "error" in result:
+        return f"error {result['error']}"
+    return (
+        f"recall {result['chosen']['recall']} at ef {CHOSEN_EF}, {result['chosen']['qps']} QPS, "
+        f"build {result['build_s']} s, RSS {result['peak_rss_mib']} MiB"
+    )
+
+
+def run(
+    engines: Sequence[str],
+    *,
+    size: int,
+    queries: int,
+    threads: int,
+    ops: bool,
+    engine_timeout: int,
+    out_dir: Path,
+    cache_dir: Path,
+    outputs: dict[str, Any],
+    on_embedding: Callable[[int, int], None] | None = None,
+    on_engine: Callable[[str, dict[str, Any] | None], None] | None = None,
+) -> tuple[dict[str, Any], Path, Path]:
+    """Build the dataset, run every engine in its own process, write the report and its plot.
+
+    Args:
+        engines: Engines to run, in order (see :func:`choose_engines`).
+        size: Base vectors.
+        queries: Held-out queries.
+        threads: Callers for the N-thread QPS.
+        ops: Time backup, restore and re-index for the engines the project operates.
+        engine_timeout: Seconds one engine may take; a slower one is reported as timed out.
+        out_dir: Where ``report-<size>.json`` and ``recall-qps-<size>.png`` go.
+        cache_dir: Embedding cache.
+        outputs: Stack outputs for the server engines (:func:`server_outputs`), or empty.
+        on_embedding: Called as ``(done, total)`` while sentences are embedded.
+        on_engine: Called with ``(name, None)`` before an engine runs and ``(name, result)`` after.
+
+    Returns:
+        The report, and the paths of the JSON report and of the plot.
+
+    Raises:
+        ValueError: When the dataset cannot be built at this size.
+    """
+    datafile = prepare(size, queries, cache_dir, on_embedding)
+    spec = {"data": str(datafile), "threads": threads, "target": outputs, "ops": ops}
+    results = []
+    for name in engines:
+        if on_engine:
+            on_engine(name, None)
+        results.append(_run_in_subprocess(name, spec, engine_timeout))
+        if on_engine:
+            on_engine(name, results[-1])
     report = {
         "benchmark": "vectordb",
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -760,11 +768,11 @@ def bench_vectordb(
         "engines": results,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"report-{size}.json").write_text(json.dumps(report, indent=2))
-    plot(report, out_dir / f"recall-qps-{size}.png")
+    report_path, plot_path = out_dir / f"report-{size}.json", out_dir / f"recall-qps-{size}.png"
+    report_path.write_text(json.dumps(report, indent=2))
+    plot(report, plot_path)
     Path(datafile).unlink(missing_ok=True)
-    click.echo(table(report))
-    click.echo(f"report: {out_dir / f'report-{size}.json'}, plot: {out_dir / f'recall-qps-{size}.png'}")
+    return report, report_path, plot_path
 
 
 def _worker() -> None:
