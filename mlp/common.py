@@ -23,9 +23,12 @@ import os
 from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
+
+if TYPE_CHECKING:
+    from workloads.target import Target
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -118,10 +121,47 @@ def stack_option(
 
 
 def target_options(command: F) -> F:
-    """``--target`` and ``--outputs-file`` (see :mod:`workloads.target`): where a workload runs."""
-    from workloads.target import target_options as options
+    """``--target`` and ``--outputs-file``: where a workload runs (see :mod:`workloads.target`).
 
-    return options(command)
+    The decorated command receives ``target`` (str) and ``outputs_file`` (path or None); pass
+    them to :func:`resolve_target`.
+    """
+    from workloads.target import LOCAL, OUTPUTS_FILE_ENV, TARGET_ENV
+
+    command = click.option(
+        "--outputs-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar=OUTPUTS_FILE_ENV,
+        help="Read stack outputs from this JSON file (from `pulumi stack output --json --show-secrets`).",
+    )(command)
+    command = click.option(
+        "--target",
+        default=LOCAL,
+        show_default=True,
+        envvar=TARGET_ENV,
+        help="`local` for embedded engines, or a Pulumi stack name whose outputs locate the platform.",
+    )(command)
+    return command
+
+
+def resolve_target(target: str | None = None, outputs_file: str | Path | None = None) -> Target:
+    """:func:`workloads.target.load_target` for commands: its errors become clean CLI errors.
+
+    Returns:
+        The :class:`workloads.target.Target`.
+
+    Raises:
+        BadInput: An unusable outputs file (exit 2).
+        Failed: The stack's outputs could not be read (exit 1).
+    """
+    from workloads.target import LOCAL, OutputsFileError, TargetError, load_target
+
+    try:
+        return load_target(target or LOCAL, outputs_file=outputs_file)
+    except OutputsFileError as error:
+        raise BadInput(str(error)) from None
+    except TargetError as error:
+        raise Failed(str(error)) from None
 
 
 def emit_json(data: Any, *, sort_keys: bool = False) -> None:

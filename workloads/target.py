@@ -25,9 +25,8 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import click
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -477,47 +476,3 @@ def load_target(
             raise TargetError(f"set both {S3_ENDPOINT_ENV} and {S3_BUCKET_ENV}, or neither")
         return Target(name=LOCAL, home=state, s3_endpoint=endpoint, s3_bucket=bucket)
     return Target(name=name, home=state, outputs=read_stack_outputs(name, runner=runner))
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def target_options(command: F) -> F:
-    """Click options ``--target`` and ``--outputs-file`` shared by the workload commands.
-
-    The decorated command receives ``target`` (str) and ``outputs_file`` (path or None); pass
-    them to :func:`load_target`.
-    """
-    command = click.option(
-        "--outputs-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar=OUTPUTS_FILE_ENV,
-        help="Read stack outputs from this JSON file (from `pulumi stack output --json --show-secrets`).",
-    )(command)
-    command = click.option(
-        "--target",
-        default=LOCAL,
-        show_default=True,
-        envvar=TARGET_ENV,
-        help="`local` for embedded engines, or a Pulumi stack name whose outputs locate the platform.",
-    )(command)
-    return command
-
-
-def resolve_target(target: str = LOCAL, outputs_file: str | Path | None = None) -> Target:
-    """:func:`load_target` for CLI commands: a :class:`TargetError` becomes a clean CLI error.
-
-    Exit 2 (bad input) for an unusable outputs file, else 1 (the stack's outputs could not be read).
-    """
-    try:
-        return load_target(target, outputs_file=outputs_file)
-    except TargetError as error:
-        if isinstance(error, OutputsFileError):
-            raise _BadOutputsFile(str(error)) from None
-        raise click.ClickException(str(error)) from None
-
-
-class _BadOutputsFile(click.ClickException):
-    """An unusable outputs file, as the CLI reports it: bad input, exit 2."""
-
-    exit_code = 2

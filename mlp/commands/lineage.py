@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mlp.common import BadInput, Failed, NotFound, json_option, target_options
-from workloads.target import resolve_target
+from mlp.common import BadInput, Failed, NotFound, json_option, resolve_target, target_options
 
 
 @click.command()

@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-from mlp.common import BadInput, CheckFailed, Failed, emit_json, json_option, target_options
-from workloads.target import resolve_target
+from mlp.common import BadInput, CheckFailed, Failed, emit_json, json_option, resolve_target, target_options
 
 
 @click.group()

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mlp.common import BadInput, CheckFailed, emit_json, json_option, target_options
-from workloads.target import resolve_target
+from mlp.common import BadInput, CheckFailed, emit_json, json_option, resolve_target, target_options
 
 if TYPE_CHECKING:
     from workloads.tuning.space import SearchSpace

@@ -10,9 +10,18 @@ from typing import Any
 import click
 
 from mlp.commands.vectordb_milvus import milvus_restore
-from mlp.common import BadInput, CheckFailed, Failed, NotFound, emit_json, json_option, target_options
+from mlp.common import (
+    BadInput,
+    CheckFailed,
+    Failed,
+    NotFound,
+    emit_json,
+    json_option,
+    resolve_target,
+    target_options,
+)
 from stacks import outputs as keys
-from workloads.target import TargetError, resolve_target
+from workloads.target import TargetError
 from workloads.vectordb_ops import DEFAULT_SNAPSHOTS_URI
 
 SNAPSHOTS_URI_ENV = "MLP_QDRANT_SNAPSHOTS_URI"

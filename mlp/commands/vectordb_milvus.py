@@ -11,10 +11,19 @@ from urllib.parse import urlparse
 
 import click
 
-from mlp.common import BadInput, CheckFailed, Failed, NotFound, emit_json, json_option, target_options
+from mlp.common import (
+    BadInput,
+    CheckFailed,
+    Failed,
+    NotFound,
+    emit_json,
+    json_option,
+    resolve_target,
+    target_options,
+)
 from stacks import outputs as keys
 from workloads.milvus_backup_ops import DEFAULT_BACKUPS_URI
-from workloads.target import TargetError, resolve_target
+from workloads.target import TargetError
 
 BACKUPS_URI_ENV = "MLP_MILVUS_BACKUPS_URI"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")

@@ -13,11 +13,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {
-    "components": ("stacks", "workloads", "mlp", "policy"),
-    "stacks": ("workloads", "mlp"),
-    "workloads": ("components", "mlp", "policy"),
+    "components": ("stacks", "workloads", "mlp", "policy", "click"),
+    "stacks": ("workloads", "mlp", "click"),
+    "workloads": ("components", "mlp", "policy", "click"),
 }
-"""Layer -> top-level packages it may never import."""
+"""Layer -> top-level packages it may never import (the command line, click included, lives in mlp/)."""
 WORKLOADS_FROM_STACKS = {"stacks.outputs", "stacks.files"}
 """What workloads may take from stacks/: the output contract and the guarded file loader (both leaves)."""
 

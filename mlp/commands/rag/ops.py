@@ -9,8 +9,7 @@ from typing import Any
 
 import click
 
-from mlp.common import ExitCode, exit_with
-from workloads.target import target_options
+from mlp.common import ExitCode, exit_with, target_options
 
 from .options import (
     AppOptions,

@@ -21,9 +21,10 @@ from mlp.common import (
     emit_json,
     json_option,
     option_group,
+    resolve_target,
     target_options,
 )
-from workloads.target import LOCAL, resolve_target
+from workloads.target import LOCAL
 
 if TYPE_CHECKING:
     from workloads.rag.app import RagApp

@@ -83,8 +83,9 @@ def ask(
 
 
 def _service_url(app_options: AppOptions) -> str | None:
+    from mlp.common import resolve_target
     from workloads.rag.service import running_service
-    from workloads.target import LOCAL, resolve_target
+    from workloads.target import LOCAL
 
     if app_options.target != LOCAL or app_options.alias or app_options.embedder:
         return None
