@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 
 if TYPE_CHECKING:
-    from workloads.target import Target
+    from workloads.target import StackOutputs, Target
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -162,6 +162,39 @@ def resolve_target(target: str | None = None, outputs_file: str | Path | None = 
         raise BadInput(str(error)) from None
     except TargetError as error:
         raise Failed(str(error)) from None
+
+
+def stack_outputs(
+    stack: str | None, outputs_file: Path | None, *, deployed: bool, plan_fallback: bool = False
+) -> StackOutputs:
+    """The outputs a command renders or applies a stack's objects with, from the first source that applies.
+
+    1. ``outputs_file``: for rendering (not ``deployed``), values masked as ``[secret]`` are left
+       out, since rendering needs no secret;
+    2. when ``deployed``: the deployed stack, through the Pulumi CLI. With ``plan_fallback``, a
+       stack that cannot be read is noted on stderr and the offline plan used instead;
+    3. the stack's offline plan (its program under mocks; secret outputs left out).
+
+    Raises:
+        workloads.target.TargetError: The outputs cannot be read (an :class:`OutputsFileError` for
+            a bad file).
+        FileNotFoundError: The offline plan's ``Pulumi.<stack>.yaml`` does not exist.
+    """
+    from stacks.plan.plan import planned_exports
+    from workloads.target import TargetError, parse_outputs, read_outputs_file, read_stack_outputs
+
+    if outputs_file is not None:
+        return read_outputs_file(outputs_file, drop_masked=not deployed)
+    if stack is None:
+        raise TargetError("give --target <stack> or --outputs-file FILE")
+    if deployed:
+        try:
+            return read_stack_outputs(stack)
+        except TargetError as error:
+            if not plan_fallback:
+                raise
+            click.echo(f"note: {error}; using the offline plan", err=True)
+    return parse_outputs(planned_exports(stack), source=f"offline plan of stack {stack!r}")
 
 
 def emit_json(data: Any, *, sort_keys: bool = False) -> None:

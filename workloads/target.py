@@ -251,10 +251,15 @@ class OutputsFileError(TargetError):
     """The outputs file given is unusable (missing, unreadable, not a JSON object, invalid outputs): bad input."""
 
 
-def read_outputs_file(path: str | Path) -> StackOutputs:
+def read_outputs_file(path: str | Path, *, drop_masked: bool = False) -> StackOutputs:
     """Read outputs saved with ``pulumi stack output --json --show-secrets > file``.
 
     Read with :mod:`stacks.files` (UTF-8, or UTF-16 as Windows PowerShell writes it).
+
+    Args:
+        path: The file.
+        drop_masked: Leave out values masked as ``[secret]`` (saved without ``--show-secrets``)
+            instead of refusing them: for commands that only render objects and need no secret.
 
     Raises:
         OutputsFileError: Naming the file and what is wrong with it.
@@ -264,6 +269,8 @@ def read_outputs_file(path: str | Path) -> StackOutputs:
     path = Path(path)
     try:
         raw = load_json(path, what="outputs file")
+        if drop_masked and isinstance(raw, dict):
+            raw = {key: value for key, value in raw.items() if value != _SECRET_PLACEHOLDER}
         return parse_outputs(raw, source=f"outputs file {path}")
     except InputFileError as error:
         problem = error.problem.removeprefix("outputs file ")

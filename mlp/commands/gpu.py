@@ -8,40 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mlp.common import BadInput, Failed, emit_json, json_option, stack_option
+from mlp.common import BadInput, Failed, emit_json, json_option, stack_option, stack_outputs
 
 if TYPE_CHECKING:
     from workloads.gpu.manifests import GpuPlacement
     from workloads.target import StackOutputs
 
 WORKLOAD_CHOICE = click.Choice(["smoke", "sharing-demo", "priority-classes"])
-
-
-def planned_outputs(stack: str) -> StackOutputs:
-    """The stack's outputs from its offline plan (the program under mocks): no cloud, no cluster."""
-    from stacks.config import stack_file_config
-    from stacks.plan.harness import run_program
-    from stacks.program import program
-    from workloads.target import parse_outputs
-
-    run = run_program(program, stack=stack, config=stack_file_config(stack))
-    return parse_outputs(run.exports, source=f"offline plan of stack {stack!r}")
-
-
-def stack_outputs(stack: str, outputs_file: Path | None, *, deployed: bool) -> StackOutputs:
-    """Outputs from a file, the deployed stack (Pulumi CLI), or the offline plan, in that order."""
-    from stacks.files import load_json
-    from workloads.target import TargetError, parse_outputs, read_stack_outputs
-
-    if outputs_file is not None:
-        raw = load_json(outputs_file, what="outputs file")
-        return parse_outputs(raw, source=f"outputs file {outputs_file}")
-    if deployed:
-        try:
-            return read_stack_outputs(stack)
-        except TargetError as exc:
-            click.echo(f"note: {exc}; using the offline plan for pool placement", err=True)
-    return planned_outputs(stack)
 
 
 def placement_for(outputs: StackOutputs, pool: str | None) -> GpuPlacement:
@@ -66,7 +39,7 @@ def _objects(
 
     if workload == "priority-classes":
         return render(workload, None, ""), None
-    outputs = stack_outputs(stack, outputs_file, deployed=deployed)
+    outputs = stack_outputs(stack, outputs_file, deployed=deployed, plan_fallback=True)
     if workload == "sharing-demo" and pool is None:
         pool = next((p.name for p in outputs.gpu_pools if p.sharing in ("time-slicing", "mps")), None)
     placement = placement_for(outputs, pool)
@@ -189,7 +162,7 @@ def apply_cmd(
         if kubeconfig is not None:
             config_text = read_text(kubeconfig, what="kubeconfig")
         else:
-            outputs = outputs or stack_outputs(stack, outputs_file, deployed=True)
+            outputs = outputs or stack_outputs(stack, outputs_file, deployed=True, plan_fallback=True)
             config_text = outputs.require(keys.KUBECONFIG)
     except (PlacementError, TargetError, FileNotFoundError) as exc:
         raise BadInput(str(exc)) from None

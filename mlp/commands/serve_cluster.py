@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from mlp.common import bundle
+from mlp.common import bundle, stack_outputs
 
 if TYPE_CHECKING:
     from workloads.serving.cluster.builders import Mode, ServeRequest, ServingEnv
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 PATTERN_CHOICE = click.Choice(["single", "multi-model", "transformer", "canary", "ab", "shadow"])
 MODE_CHOICE = click.Choice(["Serverless", "RawDeployment"])
-_SECRET_PLACEHOLDER = "[secret]"
 
 
 class _Failure(click.ClickException):
@@ -143,29 +142,12 @@ def _render_options(func: F) -> F:
 
 
 def _outputs(target: ClusterTarget, *, deployed: bool) -> StackOutputs:
-    """Outputs from a file; else (deploy) the deployed stack, or (render) the stack's offline plan."""
-    from mlp.commands.gpu import planned_outputs
-    from workloads.target import TargetError, parse_outputs, read_stack_outputs
-
-    stack, outputs_file = target.stack, target.outputs_file
-    if outputs_file is None and stack is None:
-        raise TargetError("give --target <stack> or --outputs-file FILE")
-    plan_file = Path("build") / "plan" / str(stack) / "outputs.json"
-    if outputs_file is None and not deployed and plan_file.exists():
-        outputs_file = plan_file
-    if outputs_file is not None:
-        try:
-            raw = json.loads(outputs_file.read_text())
-        except FileNotFoundError:
-            raise TargetError(f"outputs file {outputs_file} does not exist") from None
-        except json.JSONDecodeError as exc:
-            raise TargetError(f"outputs file {outputs_file} is not valid JSON: {exc}") from None
-        if not deployed and isinstance(raw, dict):
-            raw = {k: v for k, v in raw.items() if v != _SECRET_PLACEHOLDER}  # rendering needs no secrets
-        return parse_outputs(raw, source=f"outputs file {outputs_file}")
-    if deployed:
-        return read_stack_outputs(str(stack))
-    return planned_outputs(str(stack))
+    """Outputs from a file; else (deploy) the deployed stack, or (render) the plan's outputs.json or the offline plan."""
+    outputs_file = target.outputs_file
+    if outputs_file is None and target.stack is not None and not deployed:
+        plan_file = Path("build") / "plan" / target.stack / "outputs.json"
+        outputs_file = plan_file if plan_file.exists() else None
+    return stack_outputs(target.stack, outputs_file, deployed=deployed)
 
 
 def _mode(outputs: StackOutputs, override: str | None) -> Mode:

@@ -241,6 +241,20 @@ def outputs_file_content(run: ProgramRun) -> dict[str, Any]:
     return content
 
 
+def planned_exports(stack: str, root: Path | None = None) -> dict[str, Any]:
+    """The stack's exports from its offline plan (the program under mocks), as ``outputs.json`` holds them.
+
+    No cloud and no cluster: what commands that only render objects need from a stack.
+
+    Raises:
+        FileNotFoundError: When ``Pulumi.<stack>.yaml`` does not exist.
+    """
+    from stacks.program import program
+
+    run = run_program(program, stack=stack, config=stack_file_config(stack, root))
+    return outputs_file_content(run)
+
+
 def write_outputs_file(path: Path, run: ProgramRun) -> None:
     """Write :func:`outputs_file_content` as JSON."""
     path.write_text(json.dumps(outputs_file_content(run), indent=2, default=str) + "\n")
