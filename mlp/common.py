@@ -109,6 +109,15 @@ def bundle(argument: str, bundle_type: type[Any], *options: Callable[[F], F]) ->
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 """``--json``: the command receives ``as_json`` and prints with :func:`emit_json`."""
 
+bench_out_option = click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("build/bench"),
+    show_default=True,
+)
+"""``--out``: the directory a benchmark writes its JSON report and plot to (parameter ``out_dir``)."""
+
 
 def stack_option(
     *, required: bool = True, multiple: bool = False, help: str | None = None

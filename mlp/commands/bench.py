@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from mlp.common import Failed, emit_json, json_option
+from mlp.common import Failed, bench_out_option, emit_json, json_option
 
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "gpu": (
@@ -31,15 +31,6 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     ),
 }
 """name -> (module, attribute, one-line help)."""
-
-out_dir_option = click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("build/bench"),
-    show_default=True,
-)
-"""``--out``: the directory a benchmark writes its JSON report and plot to (parameter ``out_dir``)."""
 
 
 class _LazyBench(click.Group):
@@ -85,7 +76,7 @@ def bench() -> None:
     type=click.Choice(["fp32", "tf32", "bf16", "fp16"]),
     help="Only these dtypes (repeatable).",
 )
-@out_dir_option
+@bench_out_option
 @click.option(
     "--device",
     default="cuda",

@@ -16,8 +16,7 @@ from typing import Any
 
 import click
 
-from mlp.commands.bench import out_dir_option
-from mlp.common import BadInput, ExitCode, Failed, NotFound, exit_with, option_group
+from mlp.common import BadInput, ExitCode, Failed, NotFound, bench_out_option, exit_with, option_group
 
 DEFAULT_WORK = Path("build") / "serve"
 FAULTS: dict[str, dict[str, Any]] = {
@@ -423,7 +422,7 @@ if _cluster is not None:
 @click.option(
     "--model", "model_ref", default="champion", show_default=True, help="Alias or version to serve."
 )
-@out_dir_option
+@bench_out_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report JSON.")
 def bench_inference(
     target: str,
