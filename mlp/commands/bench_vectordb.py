@@ -11,6 +11,7 @@ import click
 from mlp.common import BadInput, Failed
 from workloads.benchmarks import vectordb as bench
 from workloads.benchmarks.vectordb import CACHE_DIR, LOCAL_ENGINES, REPORT_DIR, SERVER_ENGINES
+from workloads.target import LOCAL
 
 
 @click.command("vectordb")
@@ -50,7 +51,7 @@ from workloads.benchmarks.vectordb import CACHE_DIR, LOCAL_ENGINES, REPORT_DIR, 
     show_default=True,
 )
 @click.option(
-    "--target", default="local", show_default=True, help="`local`, or a stack whose servers join the run."
+    "--target", default=LOCAL, show_default=True, help="`local`, or a stack whose servers join the run."
 )
 @click.option(
     "--outputs-file", type=click.Path(dir_okay=False, path_type=Path), help="Stack outputs JSON for --target."
@@ -68,9 +69,10 @@ def bench_vectordb(
     outputs_file: Path | None,
 ) -> None:
     """Compare vector engines on real MiniLM embeddings: recall/QPS curves, filters, RSS, disk, operations."""
+    with_servers = target != LOCAL
     try:
-        chosen = bench.choose_engines(engines, with_target=target != "local")
-        outputs = bench.server_outputs(target, outputs_file) if target != "local" else {}
+        chosen = bench.choose_engines(engines, with_target=with_servers)
+        outputs = bench.server_outputs(target, outputs_file) if with_servers else {}
     except bench.BenchInputError as error:
         raise BadInput(str(error)) from None
 
