@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.security import pod_security
 from components.storage import COMMON_LABELS, ContainerResources, S3Access
 from components.versions import IMAGES, ImagePin
 
@@ -201,11 +202,8 @@ def job_pod_spec(container: dict[str, Any], volumes: list[dict[str, Any]], *, re
         "restartPolicy": restart,
         "automountServiceAccountToken": False,
         "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER,
+            **pod_security(run_as_user=RUN_AS_USER, fs_group=RUN_AS_USER),
             "runAsGroup": RUN_AS_USER,
-            "fsGroup": RUN_AS_USER,
-            "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [hardened],
         "volumes": volumes,
